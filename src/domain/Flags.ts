@@ -1,0 +1,114 @@
+/**
+ * The command line (SPEC §1). Flags that are settings decode through the one
+ * settings schema, so a bad value reads the same here as in the API.
+ */
+import { Either } from "effect"
+import {
+  accepts,
+  applySettings,
+  defaultSettings,
+  formatDelaySpec,
+  formatHostPort,
+  formatUpstream,
+  parseHostPort,
+  type Settings,
+  type SettingsField
+} from "./Settings.js"
+
+export interface ListenFlag {
+  readonly host: string
+  readonly port: number
+}
+
+export interface Flags {
+  readonly listen: ListenFlag
+  readonly report: ListenFlag | undefined
+  readonly settings: Settings
+}
+
+export type FlagsResult =
+  | { readonly _tag: "Run"; readonly flags: Flags }
+  | { readonly _tag: "Help"; readonly text: string }
+
+/** A bad flag or value: one line naming the flag and what it accepts. */
+export class FlagError {
+  readonly _tag = "FlagError"
+  constructor(readonly message: string) {}
+}
+
+const settingFlags: Record<string, SettingsField> = {
+  "--upstream": "upstream",
+  "--headers": "headers",
+  "--socks-delay": "socksDelay",
+  "--http-delay": "httpDelay",
+  "--max-connections": "maxConnections"
+}
+
+const defaults = {
+  listen: { host: "127.0.0.1", port: 9000 },
+  report: { host: "127.0.0.1", port: 9001 }
+}
+
+export const helpText = `Usage: npm start -- [flags]
+
+MITM, Monitor In The Middle: a measuring SOCKS proxy between a browser and Tor.
+
+  --listen HOST:PORT         where browsers connect (SOCKS5, SOCKS4, SOCKS4a)   [${formatHostPort(defaults.listen.host, defaults.listen.port)}]
+  --upstream URL             socks5://[user:pass@]HOST:PORT, or direct          [${formatUpstream(defaultSettings.upstream)}]
+  --report HOST:PORT|off     a direct port for the report (also http://mitm.proxy/ in-band)  [${formatHostPort(defaults.report.host, defaults.report.port)}]
+  --headers first|all        header lines shown per request/response           [${defaultSettings.headers}]
+  --socks-delay SPEC         delay before each SOCKS connect goes upstream     [${formatDelaySpec(defaultSettings.socksDelay)}]
+  --http-delay SPEC          delay before each HTTP request goes upstream      [${formatDelaySpec(defaultSettings.httpDelay)}]
+  --max-connections N        connections kept; oldest closed ones are evicted  [${defaultSettings.maxConnections}]
+  --help                     this text
+
+A delay SPEC is 0, a fixed duration (250ms, 1.5s) or a uniform range (200ms..800ms).
+Port 0 picks a free port. Listening beyond loopback must be asked for explicitly.`
+
+const listenValue = (flag: string, value: string, allowOff: boolean): Either.Either<ListenFlag | undefined, FlagError> => {
+  if (allowOff && value === "off") return Either.right(undefined)
+  const address = parseHostPort(value)
+  return address === undefined
+    ? Either.left(new FlagError(`${flag}: expected HOST:PORT${allowOff ? " or off" : ""} (e.g. 127.0.0.1:9000), got ${JSON.stringify(value)}`))
+    : Either.right(address)
+}
+
+export const parseFlags = (argv: ReadonlyArray<string>): Either.Either<FlagsResult, FlagError> => {
+  let listen: ListenFlag = defaults.listen
+  let report: ListenFlag | undefined = defaults.report
+  const patch: Record<string, unknown> = {}
+  for (let index = 0; index < argv.length; index++) {
+    const argument = argv[index]
+    if (argument === "--help" || argument === "-h") return Either.right({ _tag: "Help", text: helpText })
+    const equals = argument.indexOf("=")
+    const flag = argument.startsWith("--") && equals > 0 ? argument.slice(0, equals) : argument
+    const known = flag === "--listen" || flag === "--report" || flag in settingFlags
+    if (!known) return Either.left(new FlagError(`${argument}: unknown flag; see --help`))
+    const value = equals > 0 && argument.startsWith("--") ? argument.slice(equals + 1) : argv[++index]
+    if (value === undefined) return Either.left(new FlagError(`${flag}: needs a value (${describeFlag(flag)})`))
+    if (flag === "--listen" || flag === "--report") {
+      const parsed = listenValue(flag, value, flag === "--report")
+      if (Either.isLeft(parsed)) return Either.left(parsed.left)
+      if (flag === "--listen") {
+        if (parsed.right === undefined) return Either.left(new FlagError(`--listen: expected HOST:PORT`))
+        listen = parsed.right
+      } else report = parsed.right
+      continue
+    }
+    const field = settingFlags[flag]
+    patch[field] = field === "maxConnections" && /^\d+$/.test(value) ? Number(value) : value
+  }
+  const settings = applySettings(defaultSettings, patch)
+  if (Either.isLeft(settings)) {
+    const flag = Object.keys(settingFlags).find((name) => settingFlags[name] === settings.left.field) ?? settings.left.field
+    return Either.left(new FlagError(`${flag}: expected ${accepts[settings.left.field as SettingsField]}, got ${JSON.stringify(patch[settings.left.field])}`))
+  }
+  return Either.right({ _tag: "Run", flags: { listen, report, settings: settings.right } })
+}
+
+const describeFlag = (flag: string): string =>
+  flag === "--listen" ? "HOST:PORT" : flag === "--report" ? "HOST:PORT or off" : accepts[settingFlags[flag]]
+
+/** Loopback addresses are the default; anything else is an open proxy and gets a warning. */
+export const isLoopback = (host: string): boolean =>
+  host === "localhost" || host === "::1" || host.startsWith("127.")

@@ -1,0 +1,183 @@
+/**
+ * The settings: one schema that flags, `PUT /api/settings` and the settings
+ * page all decode through, and the delay SPEC it contains.
+ */
+import { Either, ParseResult, Schema } from "effect"
+import { SettingsError } from "./Errors.js"
+
+/** A delay SPEC: `0`, a fixed duration (`250ms`, `1.5s`) or a uniform range (`200ms..800ms`). */
+export type DelaySpec =
+  | { readonly _tag: "None" }
+  | { readonly _tag: "Fixed"; readonly millis: number }
+  | { readonly _tag: "Range"; readonly minMillis: number; readonly maxMillis: number }
+
+const durationPattern = /^(\d+(?:\.\d+)?)(ms|s)$/
+
+const parseDuration = (text: string): number | undefined => {
+  const match = durationPattern.exec(text.trim())
+  if (match === null) return undefined
+  const value = Number(match[1])
+  return match[2] === "s" ? value * 1000 : value
+}
+
+export const parseDelaySpec = (text: string): DelaySpec | undefined => {
+  const trimmed = text.trim()
+  if (trimmed === "0" || trimmed === "") return { _tag: "None" }
+  const parts = trimmed.split("..")
+  if (parts.length === 1) {
+    const millis = parseDuration(trimmed)
+    return millis === undefined ? undefined : millis === 0 ? { _tag: "None" } : { _tag: "Fixed", millis }
+  }
+  if (parts.length !== 2) return undefined
+  const min = parseDuration(parts[0])
+  const max = parseDuration(parts[1])
+  if (min === undefined || max === undefined || min > max) return undefined
+  return { _tag: "Range", minMillis: min, maxMillis: max }
+}
+
+const formatMillis = (millis: number): string =>
+  millis >= 1000 && millis % 100 === 0 ? `${millis / 1000}s` : `${millis}ms`
+
+export const formatDelaySpec = (spec: DelaySpec): string => {
+  switch (spec._tag) {
+    case "None":
+      return "0"
+    case "Fixed":
+      return formatMillis(spec.millis)
+    case "Range":
+      return `${formatMillis(spec.minMillis)}..${formatMillis(spec.maxMillis)}`
+  }
+}
+
+/** Where streams go: Tor or another SOCKS5 server, or direct (the internal SOCKS upstream). */
+export type UpstreamTarget =
+  | { readonly _tag: "Direct" }
+  | {
+    readonly _tag: "Socks5"
+    readonly host: string
+    readonly port: number
+    readonly username?: string
+    readonly password?: string
+  }
+
+/** `HOST:PORT`, with IPv6 in brackets; port 0 means "pick one" where that makes sense. */
+export const parseHostPort = (text: string): { host: string; port: number } | undefined => {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:/@[\]]+)):(\d{1,5})$/.exec(text)
+  if (match === null) return undefined
+  const port = Number(match[3])
+  if (port > 65535) return undefined
+  return { host: match[1] ?? match[2], port }
+}
+
+export const formatHostPort = (host: string, port: number): string =>
+  host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`
+
+export const parseUpstream = (text: string): UpstreamTarget | undefined => {
+  const trimmed = text.trim()
+  if (trimmed === "direct") return { _tag: "Direct" }
+  const match = /^socks5h?:\/\/(?:([^:@/]*):([^@/]*)@)?(.+)$/.exec(trimmed)
+  if (match === null) return undefined
+  const address = parseHostPort(match[3])
+  if (address === undefined || address.port === 0) return undefined
+  return match[1] === undefined
+    ? { _tag: "Socks5", ...address }
+    : {
+      _tag: "Socks5",
+      ...address,
+      username: decodeURIComponent(match[1]),
+      password: decodeURIComponent(match[2])
+    }
+}
+
+export const formatUpstream = (target: UpstreamTarget): string =>
+  target._tag === "Direct"
+    ? "direct"
+    : `socks5://${
+      target.username === undefined
+        ? ""
+        : `${encodeURIComponent(target.username)}:${encodeURIComponent(target.password ?? "")}@`
+    }${formatHostPort(target.host, target.port)}`
+
+/** What each field accepts, in the words every error message uses. */
+export const accepts = {
+  headers: `"first" or "all"`,
+  socksDelay: `0, a duration like 250ms or 1.5s, or a range like 200ms..800ms`,
+  httpDelay: `0, a duration like 250ms or 1.5s, or a range like 200ms..800ms`,
+  upstream: `"direct" or socks5://[user:pass@]HOST:PORT`,
+  maxConnections: `a whole number from 1 to 10000000`
+} as const
+
+export type SettingsField = keyof typeof accepts
+
+const fromString = <A>(
+  parse: (text: string) => A | undefined,
+  format: (value: A) => string,
+  field: SettingsField
+) =>
+  Schema.transformOrFail(Schema.String, Schema.Any as Schema.Schema<A>, {
+    strict: true,
+    decode: (text, _, ast) => {
+      const value = parse(text)
+      return value === undefined
+        ? ParseResult.fail(new ParseResult.Type(ast, text, `expected ${accepts[field]}`))
+        : ParseResult.succeed(value)
+    },
+    encode: (value) => ParseResult.succeed(format(value))
+  })
+
+export const DelaySpecFromString = fromString(parseDelaySpec, formatDelaySpec, "socksDelay")
+export const UpstreamFromString = fromString(parseUpstream, formatUpstream, "upstream")
+
+export const Settings = Schema.Struct({
+  headers: Schema.Literal("first", "all"),
+  socksDelay: DelaySpecFromString,
+  httpDelay: DelaySpecFromString,
+  upstream: UpstreamFromString,
+  maxConnections: Schema.Int.pipe(Schema.between(1, 10_000_000))
+})
+export type Settings = typeof Settings.Type
+export type SettingsJson = typeof Settings.Encoded
+
+export const defaultSettings: Settings = {
+  headers: "first",
+  socksDelay: { _tag: "None" },
+  httpDelay: { _tag: "None" },
+  upstream: { _tag: "Socks5", host: "127.0.0.1", port: 9050 },
+  maxConnections: 10_000
+}
+
+const SettingsPatch = Schema.partial(Settings)
+
+const describeValue = (value: unknown): string => {
+  const text = JSON.stringify(value)
+  return text === undefined ? String(value) : text.length > 60 ? `${text.slice(0, 57)}...` : text
+}
+
+const settingsError = (field: string, value: unknown): SettingsError =>
+  new SettingsError({
+    field,
+    message: field in accepts
+      ? `${field}: expected ${accepts[field as SettingsField]}, got ${describeValue(value)}`
+      : `${field}: unknown setting; the settings are ${Object.keys(accepts).join(", ")}`
+  })
+
+/**
+ * Validates a (possibly partial) settings document and applies it to `current`.
+ * Fails with the first offending field, naming what it accepts; nothing changes then.
+ */
+export const applySettings = (current: Settings, input: unknown): Either.Either<Settings, SettingsError> => {
+  if (typeof input !== "object" || input === null || Array.isArray(input)) {
+    return Either.left(new SettingsError({ field: "(document)", message: "expected a JSON object of settings" }))
+  }
+  const decoded = Schema.decodeUnknownEither(SettingsPatch, { errors: "all", onExcessProperty: "error" })(input)
+  if (Either.isLeft(decoded)) {
+    const issue = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)[0]
+    const field = String(issue?.path[0] ?? "(document)")
+    return Either.left(settingsError(field, (input as Record<string, unknown>)[field]))
+  }
+  const patch = Object.fromEntries(Object.entries(decoded.right).filter(([, value]) => value !== undefined))
+  return Either.right({ ...current, ...patch })
+}
+
+/** The settings as JSON (SPEC §3). */
+export const encodeSettings = (settings: Settings): SettingsJson => Schema.encodeSync(Settings)(settings)

@@ -1,0 +1,16 @@
+/**
+ * What every report response carries, and how errors read as JSON.
+ */
+import { HttpServerResponse } from "@effect/platform"
+
+/** No third-party resource, no framing, no sniffing, no caching, and no CORS headers at all. */
+export const securityHeaders = {
+  "content-security-policy": "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  "x-content-type-options": "nosniff",
+  "x-frame-options": "DENY",
+  "referrer-policy": "no-referrer",
+  "cache-control": "no-store"
+} as const
+
+export const jsonError = (status: number, error: string, extra: Record<string, unknown> = {}) =>
+  HttpServerResponse.unsafeJson({ error, ...extra }, { status, headers: securityHeaders })

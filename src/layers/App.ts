@@ -1,0 +1,50 @@
+/**
+ * The layer graph of a running MITM: settings, clock, store, decoders,
+ * upstream, the report server and the SOCKS proxy. Tests build the same graph
+ * with another Upstream or clock.
+ */
+import { Layer } from "effect"
+import type { Settings } from "../domain/Settings.js"
+import type { ListenAddress } from "../services/ReportServer.js"
+import type { SettingsStore } from "../services/Settings.js"
+import type { Upstream } from "../services/Upstream.js"
+import * as InMemoryStore from "./InMemoryStore.js"
+import * as NodeReportServer from "./NodeReportServer.js"
+import * as ProtocolDecoder from "./ProtocolDecoder.js"
+import * as SessionClockLive from "./SessionClockLive.js"
+import * as SettingsDelayPolicy from "./SettingsDelayPolicy.js"
+import * as SettingsLive from "./SettingsLive.js"
+import * as SocksProxy from "./SocksProxy.js"
+import * as StoreReporter from "./StoreReporter.js"
+import * as UpstreamFromSettings from "./UpstreamFromSettings.js"
+
+export interface AppConfig {
+  readonly listen: ListenAddress
+  /** undefined: no report port (`--report off`); the in-band report still works. */
+  readonly report: ListenAddress | undefined
+  readonly settings: Settings
+}
+
+/** Everything but the upstream, which is one Layer to swap. */
+export const layerWith = <E>(config: AppConfig, upstreamLayer: Layer.Layer<Upstream, E, SettingsStore>) => {
+  const settings = SettingsLive.layer(config.settings)
+  const clock = SessionClockLive.layer
+  const upstream = upstreamLayer.pipe(Layer.provide(settings))
+  const store = InMemoryStore.layer.pipe(Layer.provide(settings))
+  const reporter = StoreReporter.layer.pipe(Layer.provide(Layer.merge(store, clock)))
+  const report = NodeReportServer.layer({ listen: config.report }).pipe(Layer.provide(Layer.merge(reporter, settings)))
+  const proxy = SocksProxy.layer({ listen: config.listen }).pipe(
+    Layer.provide(Layer.mergeAll(
+      store,
+      clock,
+      report,
+      upstream,
+      ProtocolDecoder.layer,
+      SettingsDelayPolicy.layer.pipe(Layer.provide(settings))
+    ))
+  )
+  return Layer.mergeAll(proxy, report, reporter, settings, store, clock)
+}
+
+/** The running program: the upstream follows the settings (Tor/SOCKS5 or direct). */
+export const layer = (config: AppConfig) => layerWith(config, UpstreamFromSettings.layer)

@@ -1,0 +1,113 @@
+/**
+ * The Store in memory. Eviction follows closing order, so the connection
+ * closed longest ago goes first; open connections are never evicted.
+ */
+import { Effect, Layer } from "effect"
+import type { Connection, ConnectionProtocol, ConnectionState } from "../domain/Connection.js"
+import type { ConnectionEvent } from "../domain/Event.js"
+import { SettingsStore } from "../services/Settings.js"
+import { type ConnectionRecorder, Store, type StoreService } from "../services/Store.js"
+
+/** Events kept per connection; later ones are counted in `eventsCut`. ConnectionClose is always kept. */
+export const maxEventsPerConnection = 20_000
+
+type MutableConnection = { -readonly [K in keyof Connection]: Connection[K] }
+
+export const make: Effect.Effect<StoreService, never, SettingsStore> = Effect.gen(function*() {
+  const settings = yield* SettingsStore
+  let connections = new Map<number, MutableConnection>()
+  let closedOrder: Array<number> = []
+  let closedHead = 0
+  let nextId = 1
+  let evicted = 0
+  let eventsCut = 0
+  let maxConnections = Infinity
+
+  const evict = () => {
+    while (connections.size > maxConnections && closedHead < closedOrder.length) {
+      if (connections.delete(closedOrder[closedHead++])) evicted++
+    }
+    if (closedHead > 1024 && closedHead * 2 > closedOrder.length) {
+      closedOrder = closedOrder.slice(closedHead)
+      closedHead = 0
+    }
+  }
+
+  const open: StoreService["open"] = (init) =>
+    Effect.map(settings.get, (current) => {
+      maxConnections = current.maxConnections
+      const id = nextId++
+      const connection: MutableConnection = {
+        id,
+        client: init.client,
+        host: init.host,
+        port: init.port,
+        socksVersion: init.socksVersion,
+        command: init.command,
+        upstream: init.upstream,
+        state: "open",
+        protocol: "pending",
+        openedAt: init.openedAt,
+        closedAt: null,
+        closedBy: null,
+        bytesUp: 0,
+        bytesDown: 0,
+        events: [],
+        eventsCut: 0,
+        error: null
+      }
+      const events = connection.events as Array<ConnectionEvent>
+      const owner = connections
+      owner.set(id, connection)
+      evict()
+      const recorder: ConnectionRecorder = {
+        id,
+        record: (event) => {
+          if (events.length < maxEventsPerConnection || event.type === "ConnectionClose") events.push(event)
+          else {
+            connection.eventsCut++
+            if (owner === connections) eventsCut++
+          }
+        },
+        addBytes: (direction, count) => {
+          if (direction === "up") connection.bytesUp += count
+          else connection.bytesDown += count
+        },
+        setProtocol: (protocol: ConnectionProtocol) => {
+          connection.protocol = protocol
+        },
+        setUpstream: (upstream) => {
+          connection.upstream = upstream
+        },
+        finish: ({ closedBy, error, state, time }) => {
+          if (connection.state !== "open") return
+          connection.state = state as ConnectionState
+          connection.closedAt = time
+          connection.closedBy = closedBy
+          connection.error = error
+          if (owner === connections) {
+            closedOrder.push(id)
+            evict()
+          }
+        }
+      }
+      return recorder
+    })
+
+  return {
+    open,
+    list: Effect.sync(() => Array.from(connections.values())),
+    get: (id) => Effect.sync(() => connections.get(id)),
+    counts: Effect.sync(() => ({ total: nextId - 1, evicted, eventsCut })),
+    reset: Effect.sync(() => {
+      connections = new Map()
+      closedOrder = []
+      closedHead = 0
+      nextId = 1
+      evicted = 0
+      eventsCut = 0
+    })
+  }
+})
+
+export const layer: Layer.Layer<Store, never, SettingsStore> = Layer.effect(Store, make)

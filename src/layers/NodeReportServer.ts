@@ -1,0 +1,59 @@
+/**
+ * The live ReportServer: one Node HTTP server running the report app. It
+ * listens on the report port (unless `--report off`) and takes in-band
+ * sockets handed over by the proxy for `mitm.proxy`.
+ */
+import { NodeHttpServer } from "@effect/platform-node"
+import { Effect, Layer } from "effect"
+import * as http from "node:http"
+import type * as net from "node:net"
+import { originsFor } from "../http/Guard.js"
+import { reportApp } from "../http/Router.js"
+import type { Reporter } from "../services/Reporter.js"
+import { type ListenAddress, ReportServer, type ReportServerService } from "../services/ReportServer.js"
+import type { SettingsStore } from "../services/Settings.js"
+
+export interface ReportServerConfig {
+  /** undefined: in-band only (`--report off`). */
+  readonly listen: ListenAddress | undefined
+}
+
+const listen = (server: http.Server, address: ListenAddress) =>
+  Effect.async<ListenAddress, Error>((resume) => {
+    const onError = (error: Error) => resume(Effect.fail(error))
+    server.once("error", onError)
+    server.listen(address.port, address.host, () => {
+      server.off("error", onError)
+      const bound = server.address() as net.AddressInfo
+      resume(Effect.succeed({ host: bound.address, port: bound.port }))
+    })
+  })
+
+export const make = (config: ReportServerConfig): Effect.Effect<ReportServerService, Error, Reporter | SettingsStore | import("effect").Scope.Scope> =>
+  Effect.gen(function*() {
+    const server = http.createServer({ keepAliveTimeout: 5_000, headersTimeout: 30_000, requestTimeout: 60_000 })
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        server.close()
+        server.closeAllConnections()
+      })
+    )
+    const address = config.listen === undefined ? undefined : yield* listen(server, config.listen)
+    const handler = yield* NodeHttpServer.makeHandler(reportApp(originsFor(address)))
+    server.on("request", handler)
+    server.on("clientError", (_error, socket) => socket.destroy())
+    return {
+      address,
+      serveInBand: (socket, head) =>
+        Effect.async<void>((resume) => {
+          if (socket.destroyed) return resume(Effect.void)
+          socket.once("close", () => resume(Effect.void))
+          if (head.length > 0) socket.unshift(Buffer.from(head.buffer, head.byteOffset, head.byteLength))
+          server.emit("connection", socket)
+          socket.resume()
+        })
+    }
+  })
+
+export const layer = (config: ReportServerConfig): Layer.Layer<ReportServer, Error, Reporter | SettingsStore> =>
+  Layer.scoped(ReportServer, make(config))

@@ -1,0 +1,83 @@
+/**
+ * The live Decoder: sniffs the client's first bytes, then runs the pure HTTP/1.x
+ * decoder over both directions. TLS and unknown connections are only counted.
+ * A decoder that throws is switched off for that connection and reported as
+ * a DecodeError; the traffic never notices.
+ */
+import { Layer } from "effect"
+import type { ConnectionProtocol } from "../domain/Connection.js"
+import type { DecoderEvent, Direction } from "../domain/Event.js"
+import { endHttp, feedHttp, type HttpDecoderState, httpDecoderMode, initialHttpDecoder } from "../domain/HttpDecoder.js"
+import { sniffProtocol } from "../domain/ProtocolSniffer.js"
+import { Decoder, type ConnectionObserver } from "../services/Decoder.js"
+
+const none: ReadonlyArray<DecoderEvent> = []
+
+export const observe = (): ConnectionObserver => {
+  let protocol: ConnectionProtocol = "pending"
+  /** Decoding stops after a tunnel, an error, or for anything but HTTP. */
+  let decoding = true
+  let http: HttpDecoderState = initialHttpDecoder
+  let sniffed: Array<Uint8Array> = []
+
+  const guarded = (step: () => ReadonlyArray<DecoderEvent>): ReadonlyArray<DecoderEvent> => {
+    try {
+      const events = step()
+      if (httpDecoderMode(http) !== "decoding") decoding = false
+      return events
+    } catch (defect) {
+      decoding = false
+      return [{ type: "DecodeError", detail: `DecoderDefect: ${defect instanceof Error ? defect.message : String(defect)}` }]
+    }
+  }
+
+  const feedHttpChunk = (direction: Direction, chunk: Uint8Array): ReadonlyArray<DecoderEvent> => {
+    const [next, events] = feedHttp(http, direction, chunk)
+    http = next
+    return events
+  }
+
+  const sniff = (direction: Direction, chunk: Uint8Array): ReadonlyArray<DecoderEvent> => {
+    if (direction === "down") {
+      // The server spoke first: neither HTTP nor TLS, whose clients speak first.
+      protocol = "unknown"
+      decoding = false
+      return none
+    }
+    sniffed.push(chunk)
+    const head = sniffed.length === 1 ? chunk : Buffer.concat(sniffed)
+    const found = sniffProtocol(head)
+    if (found === undefined) return none
+    protocol = found
+    const chunks = sniffed
+    sniffed = []
+    if (found !== "http") {
+      decoding = false
+      return none
+    }
+    return guarded(() => chunks.flatMap((piece) => feedHttpChunk("up", piece)))
+  }
+
+  return {
+    feed: (direction, chunk) => {
+      if (!decoding) return none
+      if (protocol === "pending") return sniff(direction, chunk)
+      return guarded(() => feedHttpChunk(direction, chunk))
+    },
+    end: (direction) => {
+      if (protocol === "pending") {
+        protocol = "unknown"
+        decoding = false
+      }
+      if (!decoding) return none
+      return guarded(() => {
+        const [next, events] = endHttp(http, direction)
+        http = next
+        return events
+      })
+    },
+    protocol: () => protocol
+  }
+}
+
+export const layer: Layer.Layer<Decoder> = Layer.succeed(Decoder, { observe })

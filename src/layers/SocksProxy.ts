@@ -1,0 +1,283 @@
+/**
+ * The live Proxy: a SOCKS4/4a/5 listener. Each accepted connection runs in its
+ * own scoped fiber: SOCKS handshake, upstream connect, then the relay with the
+ * decoder observing on the side. Everything it learns goes to the Store.
+ */
+import { Cause, Clock, Duration, Effect, FiberSet, Layer } from "effect"
+import * as net from "node:net"
+import type { ConnectionProtocol } from "../domain/Connection.js"
+import { describeDecodeError, type SocksParseError, UpstreamError } from "../domain/Errors.js"
+import type { DecoderEvent, Direction } from "../domain/Event.js"
+import { formatHostPort } from "../domain/Settings.js"
+import {
+  failureCode,
+  feedSocksServer,
+  initialSocksServer,
+  socksReply,
+  SocksReplyCode,
+  socksReplyName
+} from "../domain/SocksProtocol.js"
+import { formatTarget, type SocksAddress, type SocksRequest } from "../domain/SocksRequest.js"
+import { Decoder } from "../services/Decoder.js"
+import { DelayPolicy } from "../services/DelayPolicy.js"
+import { Proxy, type ProxyService } from "../services/Proxy.js"
+import { type ListenAddress, ReportServer } from "../services/ReportServer.js"
+import { SessionClock } from "../services/SessionClock.js"
+import { type ConnectionRecorder, Store } from "../services/Store.js"
+import { Upstream, type UpstreamRoute } from "../services/Upstream.js"
+import { relay } from "./Relay.js"
+
+/** The in-band report's host: answered by MITM itself, never sent upstream, never measured. */
+export const reportHost = "mitm.proxy"
+
+/** A client that has not finished its SOCKS request by then is closed (slowloris). */
+const handshakeTimeout = Duration.seconds(30)
+
+type Handshake =
+  | { readonly _tag: "Request"; readonly request: SocksRequest; readonly rest: Uint8Array }
+  | { readonly _tag: "Refused"; readonly error: SocksParseError }
+  | { readonly _tag: "Abandoned" }
+
+/** Reads one chunk from a paused socket and pauses it again; undefined at end of stream. */
+const readChunk = (socket: net.Socket): Effect.Effect<Buffer | undefined> =>
+  Effect.async<Buffer | undefined>((resume) => {
+    const cleanup = () => {
+      socket.off("data", onData)
+      socket.off("end", onEnd)
+      socket.off("close", onEnd)
+    }
+    const onData = (chunk: Buffer) => {
+      cleanup()
+      socket.pause()
+      resume(Effect.succeed(chunk))
+    }
+    const onEnd = () => {
+      cleanup()
+      resume(Effect.succeed(undefined))
+    }
+    if (socket.destroyed || socket.readableEnded) return resume(Effect.succeed(undefined))
+    socket.on("data", onData)
+    socket.once("end", onEnd)
+    socket.once("close", onEnd)
+    socket.resume()
+    return Effect.sync(cleanup)
+  })
+
+/** Writes the last bytes and half-closes; waits (bounded) until they are flushed. */
+const endWith = (socket: net.Socket, bytes: Uint8Array | undefined): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    if (socket.destroyed) return resume(Effect.void)
+    socket.end(bytes ?? Buffer.alloc(0), () => resume(Effect.void))
+  }).pipe(Effect.timeout(Duration.seconds(5)), Effect.ignore)
+
+const isReportHost = (host: string): boolean => host.toLowerCase().replace(/\.$/, "") === reportHost
+
+export interface SocksProxyConfig {
+  readonly listen: ListenAddress
+}
+
+export const make = (config: SocksProxyConfig) =>
+  Effect.gen(function*() {
+    const store = yield* Store
+    const sessionClock = yield* SessionClock
+    const upstream = yield* Upstream
+    const decoder = yield* Decoder
+    const delays = yield* DelayPolicy
+    const report = yield* ReportServer
+
+    const handshake = (socket: net.Socket, firstByte: (at: bigint) => void) =>
+      Effect.gen(function*() {
+        let state = initialSocksServer
+        let first = true
+        while (true) {
+          const chunk = yield* readChunk(socket)
+          if (chunk === undefined) return { _tag: "Abandoned" } as Handshake
+          if (first) {
+            first = false
+            firstByte(yield* Clock.currentTimeNanos)
+          }
+          const [next, steps] = feedSocksServer(state, chunk)
+          state = next
+          for (const step of steps) {
+            switch (step._tag) {
+              case "Reply":
+                socket.write(step.bytes)
+                break
+              case "Request":
+                return { _tag: "Request", request: step.request, rest: step.rest } as Handshake
+              case "Refuse":
+                yield* endWith(socket, step.reply)
+                return { _tag: "Refused", error: step.error } as Handshake
+            }
+          }
+        }
+      }).pipe(
+        Effect.timeout(handshakeTimeout),
+        Effect.catchTag("TimeoutException", () => Effect.succeed<Handshake>({ _tag: "Abandoned" }))
+      )
+
+    /** Records decoder events with the time the chunk arrived, read once per chunk that has events. */
+    const observe = (recorder: ConnectionRecorder) => {
+      const observer = decoder.observe()
+      let protocol: ConnectionProtocol = "pending"
+      const recordAll = (events: ReadonlyArray<DecoderEvent>) => {
+        const time = sessionClock.unsafeNow()
+        for (const event of events) recorder.record({ time, ...event })
+        const now = observer.protocol()
+        if (now !== protocol) recorder.setProtocol(protocol = now)
+      }
+      return {
+        chunk: (direction: Direction, chunk: Buffer) => {
+          recorder.addBytes(direction, chunk.length)
+          const events = observer.feed(direction, chunk)
+          if (events.length > 0 || protocol === "pending") recordAll(events)
+        },
+        ended: (direction: Direction) => recordAll(observer.end(direction))
+      }
+    }
+
+    const reply = (
+      socket: net.Socket,
+      recorder: ConnectionRecorder,
+      request: SocksRequest,
+      code: number,
+      bound?: SocksAddress & { readonly port: number },
+      note = ""
+    ) => {
+      socket.write(socksReply(request.version, code, bound))
+      recorder.record({
+        time: sessionClock.unsafeNow(),
+        type: "SocksResponseEnd",
+        detail: socksReplyName(request.version, code) + note
+      })
+    }
+
+    const close = (
+      socket: net.Socket,
+      recorder: ConnectionRecorder,
+      state: "closed" | "failed",
+      closedBy: "client" | "server" | null,
+      error: string | null
+    ) =>
+      Effect.gen(function*() {
+        if (state === "failed") yield* endWith(socket, undefined)
+        const time = sessionClock.unsafeNow()
+        const connection = yield* store.get(recorder.id)
+        const bytes = connection === undefined ? "" : `, ${connection.bytesUp} bytes up, ${connection.bytesDown} bytes down`
+        recorder.record({
+          time,
+          type: "ConnectionClose",
+          detail: `${closedBy === null ? "closed by MITM" : `closed by ${closedBy}`}${bytes}`
+        })
+        recorder.finish({ state, time, closedBy, error })
+      })
+
+    const failed = (socket: net.Socket, recorder: ConnectionRecorder, request: SocksRequest, error: UpstreamError) => {
+      reply(socket, recorder, request, error.replyCode)
+      return close(socket, recorder, "failed", null, error.message)
+    }
+
+    const connect = (socket: net.Socket, route: UpstreamRoute, recorder: ConnectionRecorder, request: SocksRequest, rest: Uint8Array) =>
+      Effect.gen(function*() {
+        const delay = yield* delays.socksDelay(request.host)
+        if (Duration.greaterThan(delay, Duration.zero)) {
+          recorder.record({ time: sessionClock.unsafeNow(), type: "DelayStart", detail: `SOCKS connect held ${Duration.format(delay)}` })
+          yield* Effect.sleep(delay)
+          recorder.record({ time: sessionClock.unsafeNow(), type: "DelayEnd", detail: Duration.format(delay) })
+        }
+        const opened = yield* Effect.either(route.connect(request))
+        if (opened._tag === "Left") return yield* failed(socket, recorder, request, opened.left)
+        const stream = opened.right
+        yield* Effect.addFinalizer(() => Effect.sync(() => stream.socket.destroy()))
+        reply(socket, recorder, request, stream.replyCode, stream.bound)
+        const outcome = yield* relay(socket, stream.socket, rest, observe(recorder))
+        yield* close(socket, recorder, outcome.error === null ? "closed" : "failed", outcome.closedBy, outcome.error)
+      })
+
+    const resolve = (socket: net.Socket, route: UpstreamRoute, recorder: ConnectionRecorder, request: SocksRequest) =>
+      Effect.gen(function*() {
+        const answer = yield* Effect.either(route.resolve(request))
+        if (answer._tag === "Left") return yield* failed(socket, recorder, request, answer.left)
+        const code = failureCode(request.version, SocksReplyCode.succeeded)
+        reply(socket, recorder, request, code, { ...answer.right, port: 0 }, `: ${answer.right.host}`)
+        yield* close(socket, recorder, "closed", null, null)
+      })
+
+    const serve = (socket: net.Socket, client: string) =>
+      Effect.gen(function*() {
+        socket.on("error", () => {}) // errors surface where the socket is read; an unheard 'error' would crash Node
+        yield* Effect.addFinalizer(() => Effect.sync(() => socket.destroy()))
+        let firstByteAt = 0n
+        const result = yield* handshake(socket, (at) => {
+          firstByteAt = at
+        })
+        if (result._tag === "Abandoned") return
+        if (result._tag === "Refused") {
+          const recorder = yield* store.open({
+            client,
+            host: "",
+            port: 0,
+            socksVersion: 5,
+            command: "invalid",
+            upstream: "",
+            openedAt: sessionClock.unsafeAt(firstByteAt)
+          })
+          recorder.record({ time: sessionClock.unsafeNow(), type: "DecodeError", detail: describeDecodeError(result.error) })
+          return yield* close(socket, recorder, "failed", null, describeDecodeError(result.error))
+        }
+        const { request, rest } = result
+        if (isReportHost(request.host)) {
+          socket.write(socksReply(request.version, failureCode(request.version, SocksReplyCode.succeeded)))
+          return yield* report.serveInBand(socket, rest)
+        }
+        const route = yield* upstream.current
+        const openedAt = sessionClock.unsafeAt(firstByteAt)
+        const recorder = yield* store.open({
+          client,
+          host: request.host,
+          port: request.port,
+          socksVersion: request.version,
+          command: request.command,
+          upstream: route.name,
+          openedAt
+        })
+        recorder.record({ time: openedAt, type: "SocksRequestStart", detail: formatTarget(request, request.port) })
+        switch (request.command) {
+          case "connect":
+            return yield* connect(socket, route, recorder, request, rest)
+          case "resolve":
+          case "resolvePtr":
+            return yield* resolve(socket, route, recorder, request)
+          case "bind":
+          case "udpAssociate":
+            return yield* failed(socket, recorder, request, new UpstreamError({
+              reason: "Refused",
+              replyCode: failureCode(request.version, SocksReplyCode.commandNotSupported),
+              detail: `${request.command === "bind" ? "BIND" : "UDP ASSOCIATE"} is not supported`
+            }))
+        }
+      }).pipe(
+        Effect.scoped,
+        Effect.catchAllCause((cause) =>
+          Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logError("connection failed", cause)
+        )
+      )
+
+    const run = yield* FiberSet.makeRuntime<never>()
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) => {
+      run(serve(socket, formatHostPort(socket.remoteAddress ?? "?", socket.remotePort ?? 0)))
+    })
+    const address = yield* Effect.async<ListenAddress, Error>((resume) => {
+      server.once("error", (error) => resume(Effect.fail(error)))
+      server.listen(config.listen.port, config.listen.host, () => {
+        const bound = server.address() as net.AddressInfo
+        resume(Effect.succeed({ host: bound.address, port: bound.port }))
+      })
+    })
+    server.on("error", (error) => run(Effect.logError("SOCKS listener", error)))
+    // Stop accepting first; the FiberSet's finalizer then interrupts the open connections.
+    yield* Effect.addFinalizer(() => Effect.sync(() => server.close()))
+    return { address } satisfies ProxyService
+  })
+
+export const layer = (config: SocksProxyConfig) => Layer.scoped(Proxy, make(config))

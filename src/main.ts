@@ -1,0 +1,64 @@
+/**
+ * The node entrypoint: flags → layers → NodeRuntime.runMain.
+ */
+import { NodeRuntime } from "@effect/platform-node"
+import { Console, Effect, Either, Layer } from "effect"
+import * as net from "node:net"
+import { isLoopback, parseFlags } from "./domain/Flags.js"
+import { formatHostPort, formatUpstream, type UpstreamTarget } from "./domain/Settings.js"
+import * as App from "./layers/App.js"
+import { Proxy } from "./services/Proxy.js"
+import { ReportServer } from "./services/ReportServer.js"
+
+const parsed = parseFlags(process.argv.slice(2))
+if (Either.isLeft(parsed)) {
+  process.stderr.write(`mitm: ${parsed.left.message}\n`)
+  process.exit(2)
+}
+if (parsed.right._tag === "Help") {
+  process.stdout.write(`${parsed.right.text}\n`)
+  process.exit(0)
+}
+const flags = parsed.right.flags
+
+/** Whether a SOCKS upstream accepts TCP connections now; said plainly, never a reason to stop. */
+const probeUpstream = (target: UpstreamTarget): Effect.Effect<string> =>
+  target._tag === "Direct"
+    ? Effect.succeed("direct (internal SOCKS: MITM connects to targets itself; traffic does NOT go through Tor)")
+    : Effect.async<string>((resume) => {
+      const socket = net.connect({ host: target.host, port: target.port })
+      socket.once("connect", () => {
+        socket.destroy()
+        resume(Effect.succeed(`${formatUpstream({ ...target, password: target.password === undefined ? undefined : "***" })} (reachable)`))
+      })
+      socket.once("error", (error) => {
+        socket.destroy()
+        resume(Effect.succeed(`${formatUpstream(target)} is NOT reachable now (${error.message}); MITM keeps running and will try again for each connection, never going around it`))
+      })
+      return Effect.sync(() => socket.destroy())
+    })
+
+const announce = Effect.gen(function*() {
+  const proxy = yield* Proxy
+  const report = yield* ReportServer
+  for (const host of [flags.listen.host, flags.report?.host]) {
+    if (host !== undefined && !isLoopback(host)) {
+      yield* Console.warn(`mitm: WARNING: listening on ${host}, beyond loopback: anyone who can reach it can use this proxy`)
+    }
+  }
+  yield* Console.log(`mitm: SOCKS proxy listening on ${formatHostPort(proxy.address.host, proxy.address.port)}`)
+  yield* Console.log(`mitm: upstream ${yield* probeUpstream(flags.settings.upstream)}`)
+  yield* Console.log(
+    report.address === undefined
+      ? `mitm: report at http://mitm.proxy/ through the proxy (report port off)`
+      : `mitm: report at http://${formatHostPort(report.address.host, report.address.port)}/ and http://mitm.proxy/ through the proxy`
+  )
+})
+
+const main = App.layer({ listen: flags.listen, report: flags.report, settings: flags.settings }).pipe(
+  (app) => Layer.effectDiscard(announce).pipe(Layer.provideMerge(app)),
+  Layer.launch,
+  Effect.tapErrorCause((cause) => Console.error(`mitm: cannot start: ${cause}`))
+)
+
+NodeRuntime.runMain(main)

@@ -1,0 +1,18 @@
+/**
+ * The measurements as the report shows them: connections, per-server
+ * statistics and the store's counters, derived from the Store on demand.
+ */
+import { Context, type Effect } from "effect"
+import type { Connection, ServerStats } from "../domain/Connection.js"
+import type { StoreCounts } from "./Store.js"
+
+export interface ReporterService {
+  readonly connections: Effect.Effect<ReadonlyArray<Connection>>
+  readonly connection: (id: number) => Effect.Effect<Connection | undefined>
+  readonly servers: Effect.Effect<ReadonlyArray<ServerStats>>
+  readonly counts: Effect.Effect<StoreCounts>
+  /** Forget all measurements and restart the session clock. */
+  readonly reset: Effect.Effect<void>
+}
+
+export class Reporter extends Context.Tag("mitm/Reporter")<Reporter, ReporterService>() {}

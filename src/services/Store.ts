@@ -1,0 +1,56 @@
+/**
+ * Where measurements live: every measured connection and its event log,
+ * bounded by `maxConnections` (the oldest closed connections are evicted first).
+ */
+import { Context, type Effect } from "effect"
+import type { Connection, ConnectionProtocol, ConnectionState } from "../domain/Connection.js"
+import type { ConnectionEvent, Direction } from "../domain/Event.js"
+
+export interface ConnectionInit {
+  readonly client: string
+  readonly host: string
+  readonly port: number
+  readonly socksVersion: 4 | 5
+  readonly command: string
+  readonly upstream: string
+  readonly openedAt: number
+}
+
+/**
+ * One connection's recorder. Its methods are plain functions because the relay
+ * calls them from socket callbacks, once per chunk.
+ */
+export interface ConnectionRecorder {
+  readonly id: number
+  readonly record: (event: ConnectionEvent) => void
+  readonly addBytes: (direction: Direction, count: number) => void
+  readonly setProtocol: (protocol: ConnectionProtocol) => void
+  readonly setUpstream: (upstream: string) => void
+  readonly finish: (finish: {
+    readonly state: Exclude<ConnectionState, "open">
+    readonly time: number
+    readonly closedBy: "client" | "server" | null
+    readonly error: string | null
+  }) => void
+}
+
+export interface StoreCounts {
+  /** Connections recorded in this session, evicted ones included. */
+  readonly total: number
+  /** Closed connections evicted to stay within maxConnections. */
+  readonly evicted: number
+  /** Events cut from event logs that reached the per-connection cap. */
+  readonly eventsCut: number
+}
+
+export interface StoreService {
+  readonly open: (init: ConnectionInit) => Effect.Effect<ConnectionRecorder>
+  /** Connections in id order. The values are live views: serialize them, don't keep them. */
+  readonly list: Effect.Effect<ReadonlyArray<Connection>>
+  readonly get: (id: number) => Effect.Effect<Connection | undefined>
+  readonly counts: Effect.Effect<StoreCounts>
+  /** Forget every measurement; ids start again from 1. */
+  readonly reset: Effect.Effect<void>
+}
+
+export class Store extends Context.Tag("mitm/Store")<Store, StoreService>() {}
