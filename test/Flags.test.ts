@@ -1,0 +1,60 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Either } from "effect"
+import { parseFlags } from "../src/domain/Flags.js"
+import { defaultSettings } from "../src/domain/Settings.js"
+
+const run = (argv: Array<string>) => {
+  const result = Either.getOrThrow(parseFlags(argv))
+  if (result._tag !== "Run") throw new Error("expected a run")
+  return result.flags
+}
+
+const failure = (argv: Array<string>) => Either.flip(parseFlags(argv)).pipe(Either.getOrThrow).message
+
+describe("command-line flags", () => {
+  it("defaults follow SPEC §1", () => {
+    expect(run([])).toEqual({
+      listen: { host: "127.0.0.1", port: 9000 },
+      report: { host: "127.0.0.1", port: 9001 },
+      settings: defaultSettings
+    })
+  })
+
+  it("every flag is taken, in both --flag value and --flag=value forms", () => {
+    const flags = run([
+      "--listen", "127.0.0.1:0", "--upstream=direct", "--report", "off", "--headers", "all",
+      "--socks-delay", "200ms..800ms", "--http-delay=250ms", "--max-connections", "50"
+    ])
+    expect(flags.listen).toEqual({ host: "127.0.0.1", port: 0 })
+    expect(flags.report).toBeUndefined()
+    expect(flags.settings).toEqual({
+      headers: "all",
+      upstream: { _tag: "Direct" },
+      socksDelay: { _tag: "Range", minMillis: 200, maxMillis: 800 },
+      httpDelay: { _tag: "Fixed", millis: 250 },
+      maxConnections: 50
+    })
+  })
+
+  it("a bad value names the flag and what it accepts, in one line", () => {
+    expect(failure(["--socks-delay", "soon"])).toBe(
+      `--socks-delay: expected 0, a duration like 250ms or 1.5s, or a range like 200ms..800ms, got "soon"`
+    )
+    expect(failure(["--max-connections", "many"])).toMatch(/^--max-connections: expected a whole number/)
+    expect(failure(["--listen", "9000"])).toMatch(/^--listen: expected HOST:PORT/)
+    expect(failure(["--upstream", "tor"])).toMatch(/^--upstream: expected "direct" or socks5:\/\//)
+    expect(failure(["--colour"])).toBe("--colour: unknown flag; see --help")
+    expect(failure(["--headers"])).toMatch(/^--headers: needs a value/)
+    for (const message of [failure(["--socks-delay", "soon"]), failure(["--colour"])]) expect(message).not.toContain("\n")
+  })
+
+  it("--help gives the help text with the defaults", () => {
+    const result = Either.getOrThrow(parseFlags(["--help"]))
+    expect(result._tag).toBe("Help")
+    if (result._tag === "Help") {
+      expect(result.text).toContain("--listen HOST:PORT")
+      expect(result.text).toContain("[127.0.0.1:9000]")
+      expect(result.text).toContain("[socks5://127.0.0.1:9050]")
+    }
+  })
+})

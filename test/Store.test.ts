@@ -1,0 +1,139 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Duration, Effect, Fiber, Layer, TestClock } from "effect"
+import { type Connection, serverStats } from "../src/domain/Connection.js"
+import type { ConnectionEvent } from "../src/domain/Event.js"
+import { defaultSettings } from "../src/domain/Settings.js"
+import * as InMemoryStore from "../src/layers/InMemoryStore.js"
+import * as SessionClockLive from "../src/layers/SessionClockLive.js"
+import * as SettingsDelayPolicy from "../src/layers/SettingsDelayPolicy.js"
+import * as SettingsLive from "../src/layers/SettingsLive.js"
+import { DelayPolicy } from "../src/services/DelayPolicy.js"
+import { SessionClock } from "../src/services/SessionClock.js"
+import { Store } from "../src/services/Store.js"
+
+const storeWith = (maxConnections: number) =>
+  InMemoryStore.layer.pipe(Layer.provide(SettingsLive.layer({ ...defaultSettings, maxConnections })))
+
+const init = { client: "127.0.0.1:1", host: "example.com", port: 80, socksVersion: 5 as const, command: "connect", upstream: "direct", openedAt: 0 }
+
+describe("the in-memory store", () => {
+  it.effect("ids increase from 1, and beyond maxConnections the oldest closed connections are evicted and counted", () =>
+    Effect.gen(function*() {
+      const store = yield* Store
+      const first = yield* store.open(init)
+      const second = yield* store.open(init)
+      const third = yield* store.open(init)
+      expect([first.id, second.id, third.id]).toEqual([1, 2, 3])
+      // All open: nothing can be evicted yet.
+      expect((yield* store.list).length).toBe(3)
+      third.finish({ state: "closed", time: 1, closedBy: "client", error: null })
+      first.finish({ state: "closed", time: 2, closedBy: "server", error: null })
+      // Closing order decides: 3 closed first, so it goes first.
+      expect((yield* store.list).map((c) => c.id)).toEqual([1, 2])
+      expect(yield* store.counts).toEqual({ total: 3, evicted: 1, eventsCut: 0 })
+      yield* store.open(init)
+      expect((yield* store.list).map((c) => c.id)).toEqual([2, 4])
+      expect((yield* store.counts).evicted).toBe(2)
+    }).pipe(Effect.provide(storeWith(2))))
+
+  it.effect("an event log is capped, the cut is counted, and ConnectionClose is always kept", () =>
+    Effect.gen(function*() {
+      const store = yield* Store
+      const recorder = yield* store.open(init)
+      for (let i = 0; i < InMemoryStore.maxEventsPerConnection + 5; i++) {
+        recorder.record({ time: 0, type: "HttpRequestStart", detail: "GET / HTTP/1.1" })
+      }
+      recorder.record({ time: 1, type: "ConnectionClose", detail: "closed by client" })
+      const connection = (yield* store.get(1))!
+      expect(connection.eventsCut).toBe(5)
+      expect(connection.events.at(-1)?.type).toBe("ConnectionClose")
+      expect((yield* store.counts).eventsCut).toBe(5)
+    }).pipe(Effect.provide(storeWith(10))))
+
+  it.effect("reset forgets everything and ids start again from 1", () =>
+    Effect.gen(function*() {
+      const store = yield* Store
+      yield* store.open(init)
+      yield* store.reset
+      expect(yield* store.list).toEqual([])
+      expect((yield* store.open(init)).id).toBe(1)
+    }).pipe(Effect.provide(storeWith(10))))
+})
+
+describe("the session clock", () => {
+  it.effect("reads seconds since the session's first reading from the TestClock, and reset starts a new session", () =>
+    Effect.gen(function*() {
+      yield* TestClock.adjust("10 seconds")
+      const clock = yield* SessionClock
+      expect(yield* clock.now).toBe(0)
+      yield* TestClock.adjust("1250 millis")
+      expect(yield* clock.now).toBe(1.25)
+      expect(clock.unsafeNow()).toBe(1.25)
+      yield* clock.reset
+      yield* TestClock.adjust("3 seconds")
+      expect(yield* clock.now).toBe(0)
+      yield* TestClock.adjust("1 millis")
+      expect(yield* clock.now).toBe(0.001)
+    }).pipe(Effect.provide(SessionClockLive.layer)))
+})
+
+describe("the delay policy", () => {
+  it.effect("a fixed SOCKS delay is exactly that long on the test clock", () =>
+    Effect.gen(function*() {
+      const delays = yield* DelayPolicy
+      const fiber = yield* Effect.fork(Effect.flatMap(delays.socksDelay("example.com"), Effect.sleep))
+      yield* Effect.yieldNow()
+      yield* TestClock.adjust("399 millis")
+      expect(fiber.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 millis")
+      yield* Fiber.join(fiber)
+    }).pipe(Effect.provide(SettingsDelayPolicy.layer.pipe(
+      Layer.provide(SettingsLive.layer({ ...defaultSettings, socksDelay: { _tag: "Fixed", millis: 400 } }))
+    ))))
+
+  it.effect("a range draws from the Random service, within its bounds", () =>
+    Effect.gen(function*() {
+      const delays = yield* DelayPolicy
+      for (let i = 0; i < 50; i++) {
+        const millis = Duration.toMillis(yield* delays.socksDelay("example.com"))
+        expect(millis).toBeGreaterThanOrEqual(200)
+        expect(millis).toBeLessThanOrEqual(800)
+      }
+    }).pipe(Effect.provide(SettingsDelayPolicy.layer.pipe(
+      Layer.provide(SettingsLive.layer({ ...defaultSettings, socksDelay: { _tag: "Range", minMillis: 200, maxMillis: 800 } }))
+    ))))
+})
+
+const connection = (id: number, host: string, port: number, events: Array<[number, ConnectionEvent["type"]]>, closedAt: number | null): Connection => ({
+  id,
+  client: "127.0.0.1:1",
+  host,
+  port,
+  socksVersion: 5,
+  command: "connect",
+  upstream: "direct",
+  state: closedAt === null ? "open" : "closed",
+  protocol: "http",
+  openedAt: events[0][0],
+  closedAt,
+  closedBy: null,
+  bytesUp: 0,
+  bytesDown: 0,
+  events: events.map(([time, type]) => ({ time, type, detail: "" })),
+  eventsCut: 0,
+  error: null
+})
+
+describe("per-server statistics", () => {
+  it("pair requests with responses in order per connection, and total time spans first SOCKS start to last close", () => {
+    const stats = serverStats([
+      connection(1, "a.example", 80, [[0, "SocksRequestStart"], [0.5, "HttpRequestStart"], [1.5, "HttpResponseStart"], [2, "HttpRequestStart"], [5, "HttpResponseStart"], [6, "ConnectionClose"]], 6),
+      connection(2, "a.example", 443, [[1, "SocksRequestStart"], [7, "ConnectionClose"]], 7),
+      connection(3, "b.example", 80, [[2, "SocksRequestStart"], [3, "HttpRequestStart"]], null)
+    ])
+    expect(stats).toEqual([
+      { host: "a.example", ports: [80, 443], connections: 2, openConnections: 0, requests: 2, responses: 2, meanResponseTime: 2, totalConnectionTime: 7 },
+      { host: "b.example", ports: [80], connections: 1, openConnections: 1, requests: 1, responses: 0, meanResponseTime: null, totalConnectionTime: null }
+    ])
+  })
+})
