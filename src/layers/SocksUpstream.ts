@@ -1,0 +1,517 @@
+/**
+ * The upstream is a SOCKS server: Tor at socks5://127.0.0.1:9050, or any other.
+ * The browser's request goes upstream as it came: same SOCKS version, host names
+ * as names, credentials byte for byte, and the upstream's reply code comes back
+ * unchanged. Never resolves a name locally, never falls back to direct.
+ *
+ * Gaps found in the `socks` package (2.8, build/client/socksclient.js), and how
+ * each is covered here:
+ *
+ * 1. Credentials are JS strings written as UTF-8: bytes that are not valid
+ *    UTF-8 are changed. Covered: the package gets credentials only when
+ *    `Buffer.from(text, "utf8")` round-trips to the raw bytes; otherwise our own
+ *    handshake writes the raw bytes.
+ * 2. Method 0x02 is offered only when `userId || password`, so an empty username
+ *    with an empty password (a distinct Tor isolation key) is never sent.
+ *    Covered: our own handshake when both are empty.
+ * 3. A SOCKS5 domain's length byte is `host.length` (UTF-16 units) while the
+ *    name is written as UTF-8, and a domain that looks like an IP is sent as an
+ *    IP (SOCKS5 ATYP 1/4; SOCKS4 instead of SOCKS4a). Covered: the package gets
+ *    only ASCII names that are not IP literals; others go through our handshake,
+ *    which sends the name's bytes as received (latin1).
+ * 4. The numeric reply code is hidden: a rejection is an error message with the
+ *    enum name only ("undefined" for Tor's 0xF0-0xF7), and auth failure, garbage
+ *    and rejection are told apart only by message text. Covered: we read every
+ *    byte the upstream sends with our own 'data' listener and a small reply
+ *    reader (`readStage`), which is authoritative for the code and the outcome.
+ * 5. After success it re-emits bytes read past the reply as a synthetic 'data'
+ *    event and calls `resume()` on a setImmediate: with no listener yet, those
+ *    bytes and whatever follows are lost. Covered: the package never sees the
+ *    TCP socket. It gets a shim Duplex (`existing_socket`) whose writes go to the
+ *    socket and into which we push only the upstream's bytes up to the end of
+ *    the reply; bytes past it are `unshift`ed back onto the paused socket.
+ * 6. Its own 30 s timeout (a setTimeout, never cleared) destroys the socket while
+ *    Tor may still be building a circuit. Covered: the Effect clock owns the
+ *    timeouts (10 s TCP connect, 120 s reply); the package's timer is set past
+ *    ours and only ever hits the shim.
+ * 7. Only CONNECT/BIND/ASSOCIATE: no RESOLVE (0xF0) or RESOLVE_PTR (0xF1).
+ *    Covered: our own handshake.
+ * 8. Auth reply and command reply arriving in one TCP chunk make it fail with
+ *    "InternalError" (its auth handler is async and the read loop runs on). Not
+ *    reachable with a conforming server, which replies to our request only after
+ *    it has been sent; if it happens, the error is reported as "Protocol".
+ */
+import { Duration, Effect, Exit, Layer } from "effect"
+import * as net from "node:net"
+import { Duplex } from "node:stream"
+import { SocksClient, type SocksClientOptions } from "socks"
+import { UpstreamError } from "../domain/Errors.js"
+import { formatHostPort } from "../domain/Settings.js"
+import { failureCode, SocksReplyCode } from "../domain/SocksProtocol.js"
+import type { SocksAddress, SocksCommand, SocksRequest, SocksVersion } from "../domain/SocksRequest.js"
+import { Upstream, type UpstreamRoute, type UpstreamStream } from "../services/Upstream.js"
+
+/** From `socks5://[user:pass@]HOST:PORT`; the URL is parsed by the settings schema. */
+export interface SocksUpstreamConfig {
+  readonly host: string
+  readonly port: number
+  readonly username?: string
+  readonly password?: string
+}
+
+const connectTimeout = Duration.seconds(10)
+/** Tor answers after building a circuit, which can take long. */
+const replyTimeout = Duration.seconds(120)
+
+type Bound = SocksAddress & { readonly port: number }
+
+const commandByte: Record<SocksCommand, number> = {
+  connect: 0x01,
+  bind: 0x02,
+  udpAssociate: 0x03,
+  resolve: 0xf0,
+  resolvePtr: 0xf1
+}
+
+const methodNoAuth = 0x00
+const methodUserPass = 0x02
+
+// ---------------------------------------------------------------------------
+// Reading the upstream's replies (pure: bytes in, a step out)
+
+/** Where the upstream's byte stream is: SOCKS5 method choice, RFC 1929 status, or the reply. */
+type Stage = "method" | "auth" | "reply"
+
+type Step =
+  | { readonly _tag: "More" }
+  /** A method was chosen or auth accepted: the client sends what `stage` waits for. */
+  | { readonly _tag: "Next"; readonly stage: "auth" | "reply"; readonly size: number }
+  | { readonly _tag: "Reply"; readonly code: number; readonly bound: Bound | undefined; readonly size: number }
+  | { readonly _tag: "Refused"; readonly reason: "Rejected" | "Protocol"; readonly code: number; readonly detail: string }
+
+const more: Step = { _tag: "More" }
+const hex = (byte: number) => `0x${byte.toString(16).padStart(2, "0")}`
+
+const readIpv4 = (bytes: Uint8Array, at: number) => Array.from(bytes.subarray(at, at + 4)).join(".")
+
+/** IPv6 text as the domain writes it: lower case, longest zero run compressed. */
+const formatIpv6 = (bytes: Uint8Array): string => {
+  const groups = Array.from({ length: 8 }, (_, i) => (bytes[2 * i] << 8) | bytes[2 * i + 1])
+  let best = { at: -1, length: 1 }
+  for (let i = 0; i < 8; i++) {
+    let j = i
+    while (j < 8 && groups[j] === 0) j++
+    if (j - i > best.length) best = { at: i, length: j - i }
+    i = Math.max(i, j)
+  }
+  const text = groups.map((g) => g.toString(16))
+  if (best.at < 0) return text.join(":")
+  return `${text.slice(0, best.at).join(":")}::${text.slice(best.at + best.length).join(":")}`
+}
+
+/** One step of reading `bytes` (everything unread so far) in `stage`. */
+const readStage = (version: SocksVersion, offered: ReadonlyArray<number>, stage: Stage, bytes: Buffer): Step => {
+  const protocol = (detail: string): Step => ({
+    _tag: "Refused",
+    reason: "Protocol",
+    code: failureCode(version, SocksReplyCode.generalFailure),
+    detail
+  })
+  if (version === 4) {
+    if (bytes.length < 8) return more
+    if (bytes[0] !== 0x00) return protocol(`SOCKS4 reply version ${hex(bytes[0])}`)
+    const code = bytes[1]
+    if (code === 0x5a) {
+      const bound = { addressType: "ipv4" as const, host: readIpv4(bytes, 4), port: bytes.readUInt16BE(2) }
+      return { _tag: "Reply", code, bound, size: 8 }
+    }
+    if (code >= 0x5b && code <= 0x5d) return { _tag: "Refused", reason: "Rejected", code, detail: `replied ${hex(code)}` }
+    return protocol(`SOCKS4 reply code ${hex(code)}`)
+  }
+  switch (stage) {
+    case "method": {
+      if (bytes.length < 2) return more
+      if (bytes[0] !== 0x05) return protocol(`method reply version ${hex(bytes[0])}`)
+      const method = bytes[1]
+      if (method === 0xff) {
+        return { _tag: "Refused", reason: "Rejected", code: SocksReplyCode.generalFailure, detail: "accepted none of the offered methods" }
+      }
+      if (!offered.includes(method)) return protocol(`chose method ${hex(method)}, which was not offered`)
+      return { _tag: "Next", stage: method === methodUserPass ? "auth" : "reply", size: 2 }
+    }
+    case "auth": {
+      if (bytes.length < 2) return more
+      if (bytes[0] !== 0x01) return protocol(`auth reply version ${hex(bytes[0])}`)
+      if (bytes[1] !== 0x00) {
+        return { _tag: "Refused", reason: "Rejected", code: SocksReplyCode.generalFailure, detail: "refused the username/password" }
+      }
+      return { _tag: "Next", stage: "reply", size: 2 }
+    }
+    case "reply": {
+      if (bytes.length < 2) return more
+      if (bytes[0] !== 0x05) return protocol(`reply version ${hex(bytes[0])}`)
+      const code = bytes[1]
+      if (code !== 0x00) return { _tag: "Refused", reason: "Rejected", code, detail: `replied ${hex(code)}` }
+      if (bytes.length < 5) return more
+      const addressType = bytes[3]
+      const start = addressType === 0x03 ? 5 : 4
+      const length = addressType === 0x01 ? 4 : addressType === 0x04 ? 16 : addressType === 0x03 ? bytes[4] : -1
+      if (length < 0) return protocol(`reply address type ${hex(addressType)}`)
+      const size = start + length + 2
+      if (bytes.length < size) return more
+      const port = bytes.readUInt16BE(start + length)
+      const bound: Bound =
+        addressType === 0x01
+          ? { addressType: "ipv4", host: readIpv4(bytes, 4), port }
+          : addressType === 0x04
+          ? { addressType: "ipv6", host: formatIpv6(bytes.subarray(4, 20)), port }
+          : { addressType: "domain", host: bytes.toString("latin1", 5, 5 + length), port }
+      return { _tag: "Reply", code, bound, size }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Writing requests (our own handshake)
+
+const ipv6Bytes = (text: string): Buffer => {
+  const groups = (part: string): Array<number> =>
+    part === ""
+      ? []
+      : part.split(":").flatMap((group) => {
+        if (!group.includes(".")) return [parseInt(group, 16)]
+        const [a, b, c, d] = group.split(".").map(Number)
+        return [(a << 8) | b, (c << 8) | d]
+      })
+  const [head, tail] = text.split("::")
+  const front = groups(head)
+  const back = tail === undefined ? [] : groups(tail)
+  const all = [...front, ...Array<number>(8 - front.length - back.length).fill(0), ...back]
+  const bytes = Buffer.alloc(16)
+  all.forEach((group, i) => bytes.writeUInt16BE(group, 2 * i))
+  return bytes
+}
+
+const portBytes = (port: number) => Buffer.from([port >> 8, port & 0xff])
+
+const greeting = (offered: ReadonlyArray<number>) => Buffer.from([0x05, offered.length, ...offered])
+
+const userPass = (credentials: Credentials) =>
+  Buffer.concat([
+    Buffer.from([0x01, credentials.username.length]),
+    credentials.username,
+    Buffer.from([credentials.password.length]),
+    credentials.password
+  ])
+
+const request5 = (request: SocksRequest) => {
+  const address =
+    request.addressType === "ipv4"
+      ? Buffer.from([0x01, ...request.host.split(".").map(Number)])
+      : request.addressType === "ipv6"
+      ? Buffer.concat([Buffer.from([0x04]), ipv6Bytes(request.host)])
+      : Buffer.concat([Buffer.from([0x03, request.host.length]), Buffer.from(request.host, "latin1")])
+  return Buffer.concat([Buffer.from([0x05, commandByte[request.command], 0x00]), address, portBytes(request.port)])
+}
+
+/** SOCKS4, or SOCKS4a (IP 0.0.0.1 and the name after the user id) for a domain. */
+const request4 = (request: SocksRequest, userId: Uint8Array) =>
+  Buffer.concat([
+    Buffer.from([0x04, commandByte[request.command]]),
+    portBytes(request.port),
+    Buffer.from(request.addressType === "domain" ? [0, 0, 0, 1] : request.host.split(".").map(Number)),
+    userId,
+    Buffer.from([0x00]),
+    ...(request.addressType === "domain" ? [Buffer.from(request.host, "latin1"), Buffer.from([0x00])] : [])
+  ])
+
+// ---------------------------------------------------------------------------
+// The conversation on the socket
+
+interface Credentials {
+  readonly username: Uint8Array
+  readonly password: Uint8Array
+}
+
+interface Reply {
+  readonly code: number
+  readonly bound: Bound | undefined
+}
+
+interface Conversation {
+  readonly version: SocksVersion
+  /** SOCKS5 methods offered in the greeting. */
+  readonly offered: ReadonlyArray<number>
+  /** Writes the first message, then what the upstream waits for next; nothing when the package drives. */
+  readonly start: () => void
+  readonly send: (stage: "auth" | "reply") => void
+  /** Sees the upstream's bytes up to the end of its reply, never past it. */
+  readonly observe: (bytes: Buffer) => void
+  readonly label: string
+}
+
+/**
+ * Reads the upstream's replies from the socket until the final one. On success
+ * the socket is left paused with no listener of ours, and bytes read past the
+ * reply are put back in front of its buffer.
+ */
+const converse = (socket: net.Socket, conversation: Conversation): Effect.Effect<Reply, UpstreamError> =>
+  Effect.async<Reply, UpstreamError>((resume) => {
+    const { label, version } = conversation
+    let stage: Stage = version === 5 ? "method" : "reply"
+    let unread: Buffer = Buffer.alloc(0)
+    const detach = () => {
+      socket.off("data", onData)
+      socket.off("end", onEnd)
+      socket.off("close", onEnd)
+      socket.off("error", onError)
+    }
+    const fail = (reason: UpstreamError["reason"], code: number, detail: string) => {
+      detach()
+      resume(Effect.fail(new UpstreamError({ reason, replyCode: code, detail: `SOCKS upstream ${label} ${detail}` })))
+    }
+    const onData = (chunk: Buffer) => {
+      unread = unread.length === 0 ? chunk : Buffer.concat([unread, chunk])
+      for (;;) {
+        const step = readStage(version, conversation.offered, stage, unread)
+        switch (step._tag) {
+          case "More":
+            return conversation.observe(chunk)
+          case "Refused":
+            return fail(step.reason, step.code, step.detail)
+          case "Next":
+            unread = unread.subarray(step.size)
+            stage = step.stage
+            conversation.send(stage)
+            continue
+          case "Reply": {
+            // The reply ends in this chunk; what follows it belongs to the stream.
+            const rest = unread.subarray(step.size)
+            socket.pause()
+            detach()
+            conversation.observe(chunk.subarray(0, chunk.length - rest.length))
+            if (rest.length > 0) socket.unshift(rest)
+            return resume(Effect.succeed({ code: step.code, bound: step.bound }))
+          }
+        }
+      }
+    }
+    const onEnd = () =>
+      fail("Protocol", failureCode(version, SocksReplyCode.generalFailure), "closed the connection before its reply")
+    const onError = (error: NodeJS.ErrnoException) =>
+      fail("Unreachable", failureCode(version, SocksReplyCode.generalFailure), `failed: ${error.code ?? error.message}`)
+    if (socket.destroyed || socket.readableEnded) return onEnd()
+    socket.on("data", onData)
+    socket.once("end", onEnd)
+    socket.once("close", onEnd)
+    socket.once("error", onError)
+    conversation.start()
+    return Effect.sync(detach)
+  }).pipe(
+    Effect.timeoutFail({
+      duration: replyTimeout,
+      onTimeout: () =>
+        new UpstreamError({
+          reason: "Timeout",
+          replyCode: failureCode(conversation.version, SocksReplyCode.generalFailure),
+          detail: `SOCKS upstream ${conversation.label} did not reply within ${Duration.format(replyTimeout)}`
+        })
+    })
+  )
+
+/** Our own handshake: greeting, RFC 1929 auth, request, written byte for byte. */
+const ownHandshake = (
+  socket: net.Socket,
+  request: SocksRequest,
+  credentials: Credentials | undefined,
+  userId: Uint8Array,
+  label: string
+) => {
+  const offered = credentials === undefined ? [methodNoAuth] : [methodNoAuth, methodUserPass]
+  return converse(socket, {
+    version: request.version,
+    offered,
+    start: () => socket.write(request.version === 4 ? request4(request, userId) : greeting(offered)),
+    // "auth" is reached only when 0x02 was offered, that is with credentials.
+    send: (stage) => socket.write(stage === "auth" ? userPass(credentials!) : request5(request)),
+    observe: () => {},
+    label
+  })
+}
+
+/**
+ * CONNECT through the `socks` package. It talks to a shim, not to the socket: the
+ * shim's writes go to the socket, and it reads only the upstream's bytes up to the
+ * end of the reply (gap 5). Our reader decides the outcome and the code (gap 4).
+ */
+const packageHandshake = (socket: net.Socket, options: Omit<SocksClientOptions, "existing_socket">, version: SocksVersion, offered: ReadonlyArray<number>, label: string) =>
+  Effect.suspend(() => {
+    const shim = new Duplex({
+      read() {},
+      write(chunk, _encoding, done) {
+        if (!socket.destroyed) socket.write(chunk)
+        done()
+      }
+    })
+    const settled = SocksClient.createConnection({ ...options, existing_socket: shim }).then(
+      () => undefined,
+      (error: Error) => error
+    )
+    const packageAgrees = Effect.promise(() => settled).pipe(
+      Effect.flatMap((error) =>
+        error === undefined ? Effect.void : Effect.fail(
+          new UpstreamError({
+            reason: "Protocol",
+            replyCode: failureCode(version, SocksReplyCode.generalFailure),
+            detail: `SOCKS upstream ${label}: ${error.message}`
+          })
+        )
+      )
+    )
+    return converse(socket, { version, offered, start: () => {}, send: () => {}, observe: (bytes) => shim.push(bytes), label }).pipe(
+      // By the time our reader has the reply, the package has every byte it needs to agree.
+      Effect.zipLeft(packageAgrees),
+      Effect.ensuring(Effect.sync(() => shim.destroy()))
+    )
+  })
+
+/** Opens the TCP connection to the SOCKS server; a failure means it cannot be reached. */
+const openSocket = (socket: net.Socket, config: SocksUpstreamConfig, version: SocksVersion) => {
+  const where = formatHostPort(config.host, config.port)
+  return Effect.async<void, UpstreamError>((resume) => {
+    const cleanup = () => {
+      socket.off("connect", onConnect)
+      socket.off("error", onError)
+    }
+    const onConnect = () => {
+      cleanup()
+      resume(Effect.void)
+    }
+    const onError = (error: NodeJS.ErrnoException) => {
+      cleanup()
+      resume(Effect.fail(
+        new UpstreamError({
+          reason: "Unreachable",
+          replyCode: failureCode(version, SocksReplyCode.generalFailure),
+          detail: `cannot reach SOCKS upstream ${where}: ${error.code ?? error.message}`
+        })
+      ))
+    }
+    socket.once("connect", onConnect)
+    socket.once("error", onError)
+    socket.connect({ host: config.host, port: config.port, noDelay: true })
+    return Effect.sync(cleanup)
+  }).pipe(
+    Effect.timeoutFail({
+      duration: connectTimeout,
+      onTimeout: () =>
+        new UpstreamError({
+          reason: "Timeout",
+          replyCode: failureCode(version, SocksReplyCode.generalFailure),
+          detail: `cannot reach SOCKS upstream ${where}: no connection within ${Duration.format(connectTimeout)}`
+        })
+    })
+  )
+}
+
+/**
+ * Runs `use` on a fresh socket to the SOCKS server. The socket is destroyed when
+ * `use` fails or is interrupted, and also on success unless `keep` is set.
+ */
+const withSocket = <A>(
+  config: SocksUpstreamConfig,
+  version: SocksVersion,
+  keep: boolean,
+  use: (socket: net.Socket) => Effect.Effect<A, UpstreamError>
+) =>
+  Effect.suspend(() => {
+    const socket = new net.Socket({ allowHalfOpen: true })
+    // An error between two steps, with no step listening, must not crash the
+    // process; the next step sees the socket destroyed.
+    const unheard = () => {}
+    socket.on("error", unheard)
+    return openSocket(socket, config, version).pipe(
+      Effect.zipRight(Effect.suspend(() => use(socket))),
+      Effect.onExit((exit) =>
+        Effect.sync(() => {
+          socket.off("error", unheard)
+          if (!keep || Exit.isFailure(exit)) socket.destroy()
+        })
+      )
+    )
+  })
+
+const utf8 = (text: string | undefined) => Buffer.from(text ?? "", "utf8")
+/** The string the package would write back as exactly these bytes, if there is one. */
+const asUtf8 = (bytes: Uint8Array): string | undefined => {
+  const text = Buffer.from(bytes).toString("utf8")
+  return Buffer.from(text, "utf8").equals(bytes) ? text : undefined
+}
+/** A name the package writes unchanged: ASCII (gap 3) and not an IP literal. */
+const packageWritesName = (request: SocksRequest) =>
+  request.addressType !== "domain" || (/^[\x01-\x7f]*$/.test(request.host) && net.isIP(request.host) === 0)
+
+/** Builds the route for one SOCKS upstream. */
+export const make = (config: SocksUpstreamConfig): UpstreamRoute => {
+  const label = formatHostPort(config.host, config.port)
+  const configured: Credentials | undefined = config.username !== undefined || config.password !== undefined
+    ? { username: utf8(config.username), password: utf8(config.password) }
+    : undefined
+  // What the browser sent, byte for byte; the URL's credentials when it sent none.
+  const credentialsFor = (request: SocksRequest) => request.credentials ?? configured
+  const userIdFor = (request: SocksRequest) =>
+    request.userId !== undefined && request.userId.length > 0 ? request.userId : configured?.username ?? new Uint8Array(0)
+
+  /** The package's options when it would send exactly what we would; undefined otherwise. */
+  const packageOptions = (request: SocksRequest): Omit<SocksClientOptions, "existing_socket"> | undefined => {
+    if (request.command !== "connect" || !packageWritesName(request)) return undefined
+    const proxy = { host: config.host, port: config.port, type: request.version }
+    // Past our own timeout: the package's timer must never decide (gap 6).
+    const common = { command: "connect" as const, destination: { host: request.host, port: request.port }, timeout: 2 * Duration.toMillis(replyTimeout) }
+    if (request.version === 4) {
+      const userId = asUtf8(userIdFor(request))
+      return userId === undefined ? undefined : { ...common, proxy: { ...proxy, userId } }
+    }
+    const credentials = credentialsFor(request)
+    if (credentials === undefined) return { ...common, proxy }
+    const userId = asUtf8(credentials.username)
+    const password = asUtf8(credentials.password)
+    if (userId === undefined || password === undefined || (userId === "" && password === "")) return undefined
+    return { ...common, proxy: { ...proxy, userId, password } }
+  }
+
+  const handshake = (socket: net.Socket, request: SocksRequest) => {
+    const options = packageOptions(request)
+    if (options === undefined) return ownHandshake(socket, request, credentialsFor(request), userIdFor(request), label)
+    const offered = options.proxy.userId || options.proxy.password ? [methodNoAuth, methodUserPass] : [methodNoAuth]
+    return packageHandshake(socket, options, request.version, offered, label)
+  }
+
+  const connect = (request: SocksRequest): Effect.Effect<UpstreamStream, UpstreamError> =>
+    withSocket(config, request.version, true, (socket) =>
+      handshake(socket, request).pipe(
+        Effect.map((reply): UpstreamStream => ({ socket, replyCode: reply.code, bound: reply.bound }))
+      ))
+
+  const resolve = (request: SocksRequest): Effect.Effect<SocksAddress, UpstreamError> =>
+    withSocket(config, request.version, false, (socket) =>
+      ownHandshake(socket, request, credentialsFor(request), userIdFor(request), label).pipe(
+        Effect.flatMap((reply) =>
+          reply.bound === undefined
+            ? Effect.fail(
+              new UpstreamError({
+                reason: "Protocol",
+                replyCode: failureCode(request.version, SocksReplyCode.generalFailure),
+                detail: `SOCKS upstream ${label} gave no address`
+              })
+            )
+            : Effect.succeed<SocksAddress>({ addressType: reply.bound.addressType, host: reply.bound.host })
+        )
+      ))
+
+  return { name: `socks5://${label}`, connect, resolve }
+}
+
+/** The Upstream service with one fixed SOCKS upstream. */
+export const layer = (config: SocksUpstreamConfig): Layer.Layer<Upstream> =>
+  Layer.succeed(Upstream, { current: Effect.succeed(make(config)) })
