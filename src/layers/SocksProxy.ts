@@ -188,6 +188,7 @@ export const make = (config: SocksProxyConfig) =>
         const opened = yield* Effect.either(route.connect(request))
         if (opened._tag === "Left") return yield* failed(socket, recorder, request, opened.left)
         const stream = opened.right
+        stream.socket.on("error", () => {}) // the relay reports errors; none may go unheard before it starts
         yield* Effect.addFinalizer(() => Effect.sync(() => stream.socket.destroy()))
         reply(socket, recorder, request, stream.replyCode, stream.bound)
         const outcome = yield* relay(socket, stream.socket, rest, observe(recorder))

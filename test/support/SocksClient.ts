@@ -18,7 +18,7 @@ export const connectRaw = (port: number, host = "127.0.0.1"): Effect.Effect<RawC
   Effect.gen(function*() {
     const socket = yield* Effect.acquireRelease(
       Effect.async<net.Socket, Error>((resume) => {
-        const socket = net.connect({ host, port, allowHalfOpen: true })
+        const socket = net.connect({ host, port })
         socket.once("connect", () => resume(Effect.succeed(socket)))
         socket.once("error", (error) => resume(Effect.fail(error)))
       }),
