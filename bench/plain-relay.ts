@@ -1,0 +1,89 @@
+/**
+ * Plain Node relay: the baseline for "Node's limit for any proxy". A SOCKS5 server that does
+ * only the no-auth handshake and CONNECT (IPv4, domain name or IPv6), connects to the target,
+ * then hands the bytes to `client.pipe(upstream).pipe(client)`. Nothing is decoded or recorded.
+ *
+ * Started by bench/throughput.ts as its own process; prints
+ * `plain-relay: SOCKS proxy listening on 127.0.0.1:PORT` and exits when its stdin closes.
+ */
+import * as net from "node:net"
+
+/** Reads the handshake: returns [host, port, bytes consumed] once the CONNECT request is complete. */
+const parseRequest = (buf: Buffer): { host: string; port: number; used: number } | "more" | "bad" => {
+  // greeting: VER NMETHODS METHODS...
+  if (buf.length < 2) return "more"
+  if (buf[0] !== 5) return "bad"
+  const greeting = 2 + buf[1]
+  // request: VER CMD RSV ATYP DST.ADDR DST.PORT
+  if (buf.length < greeting + 5) return "more"
+  const r = greeting
+  if (buf[r] !== 5 || buf[r + 1] !== 1) return "bad"
+  const atyp = buf[r + 3]
+  let addrLen: number
+  let addrAt = r + 4
+  if (atyp === 1) addrLen = 4
+  else if (atyp === 4) addrLen = 16
+  else if (atyp === 3) {
+    addrLen = buf[r + 4]
+    addrAt = r + 5
+  } else return "bad"
+  const end = addrAt + addrLen + 2
+  if (buf.length < end) return "more"
+  const addr = buf.subarray(addrAt, addrAt + addrLen)
+  const host =
+    atyp === 1
+      ? Array.from(addr).join(".")
+      : atyp === 4
+        ? Array.from({ length: 8 }, (_, i) => addr.readUInt16BE(i * 2).toString(16)).join(":")
+        : addr.toString("latin1")
+  return { host, port: buf.readUInt16BE(addrAt + addrLen), used: end }
+}
+
+const server = net.createServer((client) => {
+  client.setNoDelay(true)
+  let buf = Buffer.alloc(0)
+  let greeted = false
+  const onData = (chunk: Buffer): void => {
+    buf = Buffer.concat([buf, chunk])
+    if (!greeted && buf.length >= 2 && buf.length >= 2 + buf[1]) {
+      greeted = true
+      client.write(Buffer.from([5, 0])) // no authentication
+    }
+    const req = parseRequest(buf)
+    if (req === "more") return
+    client.off("data", onData)
+    if (req === "bad") {
+      client.destroy()
+      return
+    }
+    client.pause()
+    const rest = buf.subarray(req.used)
+    const upstream = net.connect({ host: req.host, port: req.port })
+    upstream.setNoDelay(true)
+    upstream.once("error", () => {
+      client.end(Buffer.from([5, 5, 0, 1, 0, 0, 0, 0, 0, 0])) // connection refused
+    })
+    upstream.once("connect", () => {
+      upstream.removeAllListeners("error")
+      upstream.on("error", () => client.destroy())
+      client.on("error", () => upstream.destroy())
+      client.write(Buffer.from([5, 0, 0, 1, 0, 0, 0, 0, 0, 0]))
+      if (rest.length > 0) upstream.write(rest)
+      client.pipe(upstream).pipe(client)
+    })
+  }
+  client.on("data", onData)
+  client.on("error", () => client.destroy())
+})
+
+server.listen(Number(process.argv[2] ?? 0), "127.0.0.1", () => {
+  const address = server.address()
+  if (address === null || typeof address === "string") throw new Error("plain-relay: no address")
+  process.stdout.write(`plain-relay: SOCKS proxy listening on 127.0.0.1:${address.port}\n`)
+})
+
+process.stdin.on("end", () => process.exit(0))
+process.stdin.on("error", () => process.exit(0))
+process.stdin.resume()
+process.on("SIGTERM", () => process.exit(0))
+process.on("SIGINT", () => process.exit(0))
