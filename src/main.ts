@@ -2,7 +2,7 @@
  * The node entrypoint: flags → layers → NodeRuntime.runMain.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Console, Effect, Either, Layer } from "effect"
+import { Cause, Console, Effect, Either, Layer, Option } from "effect"
 import * as net from "node:net"
 import { isLoopback, parseFlags } from "./domain/Flags.js"
 import { formatHostPort, formatUpstream, type UpstreamTarget } from "./domain/Settings.js"
@@ -58,7 +58,12 @@ const announce = Effect.gen(function*() {
 const main = App.layer({ listen: flags.listen, report: flags.report, settings: flags.settings }).pipe(
   (app) => Layer.effectDiscard(announce).pipe(Layer.provideMerge(app)),
   Layer.launch,
-  Effect.tapErrorCause((cause) => Console.error(`mitm: cannot start: ${cause}`))
+  Effect.tapErrorCause((cause) =>
+    Console.error(`mitm: cannot start: ${Cause.failureOption(cause).pipe(Option.match({
+      onNone: () => Cause.pretty(cause),
+      onSome: (error) => error.message
+    }))}`)
+  )
 )
 
-NodeRuntime.runMain(main)
+NodeRuntime.runMain(main, { disableErrorReporting: true })

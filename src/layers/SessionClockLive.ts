@@ -10,7 +10,7 @@ export const make: Effect.Effect<SessionClockService> = Effect.map(Effect.clock,
   let start: bigint | undefined
   const unsafeAt = (nanos: bigint): number => {
     if (start === undefined) start = nanos
-    return nanos > start ? Number(nanos - start) / 1e9 : 0
+    return nanos > start ? Math.round(Number(nanos - start) / 1e3) / 1e6 : 0
   }
   const unsafeNow = (): number => unsafeAt(clock.unsafeCurrentTimeNanos())
   return {

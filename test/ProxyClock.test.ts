@@ -1,0 +1,64 @@
+/**
+ * The proxy's recorded times come from the clock service: with TestClock in
+ * place, real loopback traffic is stamped with exactly the test clock's time.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Fiber, TestClock, TestServices } from "effect"
+import { eventually, httpOrigin, startMitm } from "./support/Loopback.js"
+import { socks5Open } from "./support/SocksClient.js"
+
+describe("recorded times", () => {
+  it.scoped("are the session clock's, read from TestClock: SOCKS at 0, the request at 1.5 s, the close at 4 s", () =>
+    Effect.gen(function*() {
+      const origin = yield* httpOrigin((_request, response) => response.end("timed"))
+      const mitm = yield* startMitm({ upstream: { _tag: "Direct" }, socksDelay: { _tag: "None" } })
+      yield* TestClock.adjust("1 hour")
+      const { connection } = yield* socks5Open(mitm.proxy.port, "127.0.0.1", origin.port)
+      yield* TestClock.adjust("1500 millis")
+      yield* connection.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+      yield* connection.read(1)
+      const answered = yield* TestServices.provideLive(
+        eventually(Effect.map(mitm.connections, (all) => all[0]?.events.find((e) => e.type === "HttpResponseEnd")))
+      )
+      expect(answered.time).toBe(1.5)
+      yield* TestClock.adjust("2500 millis")
+      connection.socket.end()
+      const closed = yield* TestServices.provideLive(
+        eventually(Effect.map(mitm.connections, (all) => all.find((c) => c.state === "closed")))
+      )
+      expect(closed.events.map((e) => [e.type, e.time])).toEqual([
+        ["SocksRequestStart", 0],
+        ["SocksResponseEnd", 0],
+        ["HttpRequestStart", 1.5],
+        ["HttpRequestEnd", 1.5],
+        ["HttpResponseStart", 1.5],
+        ["HttpResponseEnd", 1.5],
+        ["ConnectionClose", 4]
+      ])
+      expect(closed.openedAt).toBe(0)
+      expect(closed.closedAt).toBe(4)
+    }))
+
+  it.scoped("a SOCKS delay holds the connect upstream for exactly that long on the test clock", () =>
+    Effect.gen(function*() {
+      const origin = yield* httpOrigin((_request, response) => response.end("late"))
+      const mitm = yield* startMitm({ upstream: { _tag: "Direct" }, socksDelay: { _tag: "Fixed", millis: 400 } })
+      const opening = yield* Effect.fork(socks5Open(mitm.proxy.port, "127.0.0.1", origin.port))
+      const held = yield* TestServices.provideLive(
+        eventually(Effect.map(mitm.connections, (all) => all[0]?.events.find((e) => e.type === "DelayStart")))
+      )
+      expect(held.time).toBe(0)
+      yield* TestClock.adjust("399 millis")
+      expect((yield* mitm.connections)[0].events.map((e) => e.type)).toEqual(["SocksRequestStart", "DelayStart"])
+      yield* TestClock.adjust("1 millis")
+      const { reply } = yield* Fiber.join(opening)
+      expect(reply[1]).toBe(0x00)
+      const events = (yield* mitm.connections)[0].events
+      expect(events.map((e) => [e.type, e.time])).toEqual([
+        ["SocksRequestStart", 0],
+        ["DelayStart", 0],
+        ["DelayEnd", 0.4],
+        ["SocksResponseEnd", 0.4]
+      ])
+    }))
+})
