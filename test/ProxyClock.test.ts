@@ -61,4 +61,41 @@ describe("recorded times", () => {
         ["SocksResponseEnd", 0.4]
       ])
     }))
+
+  it.scoped("an HTTP delay holds each request on a keep-alive connection before it goes upstream, in order", () =>
+    Effect.gen(function*() {
+      const arrived: Array<string> = []
+      const origin = yield* httpOrigin((request, response) => {
+        arrived.push(request.url ?? "")
+        response.end(`answer ${request.url}`)
+      })
+      const mitm = yield* startMitm({ upstream: { _tag: "Direct" }, httpDelay: { _tag: "Fixed", millis: 300 } })
+      const { connection } = yield* socks5Open(mitm.proxy.port, "127.0.0.1", origin.port)
+      const holds = (count: number) =>
+        TestServices.provideLive(eventually(Effect.map(mitm.connections, (all) => {
+          const events = all[0]?.events.filter((e) => e.type === "DelayStart") ?? []
+          return events.length >= count ? events : undefined
+        })))
+      for (const [index, path] of ["/one", "/two"].entries()) {
+        yield* connection.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`)
+        yield* holds(index + 1)
+        yield* TestClock.adjust("299 millis")
+        yield* TestServices.provideLive(Effect.sleep("50 millis"))
+        expect(arrived).toEqual(["/one", "/two"].slice(0, index))
+        yield* TestClock.adjust("1 millis")
+        yield* TestServices.provideLive(eventually(Effect.succeed(arrived.length === index + 1 ? true : undefined)))
+      }
+      connection.socket.end()
+      const body = (yield* connection.readToEnd).toString()
+      expect(body).toMatch(/answer \/one[^]*answer \/two$/)
+      const events = (yield* mitm.connections)[0].events.filter((e) => e.type.startsWith("Delay") || e.type === "HttpRequestStart")
+      expect(events.map((e) => [e.type, e.time])).toEqual([
+        ["HttpRequestStart", 0],
+        ["DelayStart", 0],
+        ["DelayEnd", 0.3],
+        ["HttpRequestStart", 0.3],
+        ["DelayStart", 0.3],
+        ["DelayEnd", 0.6]
+      ])
+    }))
 })

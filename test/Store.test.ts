@@ -81,7 +81,7 @@ describe("the delay policy", () => {
   it.effect("a fixed SOCKS delay is exactly that long on the test clock", () =>
     Effect.gen(function*() {
       const delays = yield* DelayPolicy
-      const fiber = yield* Effect.fork(Effect.flatMap(delays.socksDelay("example.com"), Effect.sleep))
+      const fiber = yield* Effect.fork(Effect.flatMap(delays.forConnection("example.com"), (d) => Effect.sleep(d.socks)))
       yield* Effect.yieldNow()
       yield* TestClock.adjust("399 millis")
       expect(fiber.unsafePoll()).toBeNull()
@@ -95,7 +95,7 @@ describe("the delay policy", () => {
     Effect.gen(function*() {
       const delays = yield* DelayPolicy
       for (let i = 0; i < 50; i++) {
-        const millis = Duration.toMillis(yield* delays.socksDelay("example.com"))
+        const millis = Duration.toMillis((yield* delays.forConnection("example.com")).socks)
         expect(millis).toBeGreaterThanOrEqual(200)
         expect(millis).toBeLessThanOrEqual(800)
       }

@@ -5,13 +5,17 @@
  * returned Effect ends when both sockets have closed, and interrupting it
  * destroys both.
  */
-import { Effect } from "effect"
+import { Effect, Runtime } from "effect"
 import type * as net from "node:net"
 import type { Direction } from "../domain/Event.js"
 
 export interface RelayObserver {
-  /** A chunk about to be written to the other side (never changed, never held). */
-  readonly chunk: (direction: Direction, chunk: Buffer) => void
+  /**
+   * A chunk about to be written to the other side, never changed. It may return
+   * an Effect to hold the chunk (and everything after it in that direction) until
+   * the Effect ends: the injected HTTP request delay.
+   */
+  readonly chunk: (direction: Direction, chunk: Buffer) => Effect.Effect<void> | undefined
   /** The direction's sender half-closed (FIN); MITM passes it on. */
   readonly ended: (direction: Direction) => void
 }
@@ -33,17 +37,38 @@ export const relay = (
   pending: Uint8Array,
   observer: RelayObserver
 ): Effect.Effect<RelayOutcome> =>
+  Effect.flatMap(Effect.runtime<never>(), (runtime) =>
   Effect.async<RelayOutcome>((resume) => {
+    const runHold = Runtime.runCallback(runtime)
+    const holds = new Set<() => void>()
     let closedBy: RelayOutcome["closedBy"] = null
     let error: string | null = null
     let open = 2
 
     const pipe = (from: net.Socket, to: net.Socket, direction: Direction, side: "client" | "server") => {
+      let holding = false
       from.on("data", (chunk: Buffer) => {
-        observer.chunk(direction, chunk)
-        if (!to.write(chunk)) from.pause()
+        const hold = observer.chunk(direction, chunk)
+        if (hold === undefined) {
+          if (!to.write(chunk)) from.pause()
+          return
+        }
+        // Nothing after this chunk may overtake it: the sender stays paused while it is held.
+        from.pause()
+        holding = true
+        const cancel = runHold(hold, {
+          onExit: () => {
+            holds.delete(cancel)
+            holding = false
+            if (to.destroyed) return
+            if (to.write(chunk)) from.resume()
+          }
+        })
+        holds.add(cancel)
       })
-      to.on("drain", () => from.resume())
+      to.on("drain", () => {
+        if (!holding) from.resume()
+      })
       from.on("end", () => {
         closedBy ??= side
         observer.ended(direction)
@@ -66,15 +91,12 @@ export const relay = (
 
     pipe(client, server, "up", "client")
     pipe(server, client, "down", "server")
-    if (pending.length > 0) {
-      const head = Buffer.from(pending.buffer, pending.byteOffset, pending.byteLength)
-      observer.chunk("up", head)
-      if (!server.write(head)) client.pause()
-    }
-    client.resume()
     server.resume()
+    if (pending.length > 0) client.unshift(Buffer.from(pending.buffer, pending.byteOffset, pending.byteLength))
+    client.resume()
     return Effect.sync(() => {
+      holds.forEach((cancel) => cancel())
       client.destroy()
       server.destroy()
     })
-  })
+  }))

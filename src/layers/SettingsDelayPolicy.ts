@@ -21,8 +21,12 @@ export const draw = (spec: DelaySpec): Effect.Effect<Duration.Duration> => {
 export const make: Effect.Effect<DelayPolicyService, never, SettingsStore> = Effect.map(
   SettingsStore,
   (settings) => ({
-    socksDelay: () => Effect.flatMap(settings.get, (current) => draw(current.socksDelay)),
-    httpDelay: () => Effect.flatMap(settings.get, (current) => draw(current.httpDelay))
+    forConnection: () =>
+      Effect.flatMap(settings.get, (current) =>
+        Effect.map(draw(current.socksDelay), (socks) => ({
+          socks,
+          httpRequest: current.httpDelay._tag === "None" ? undefined : draw(current.httpDelay)
+        })))
   })
 )
 

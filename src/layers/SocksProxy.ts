@@ -19,7 +19,7 @@ import {
 } from "../domain/SocksProtocol.js"
 import { formatTarget, type SocksAddress, type SocksRequest } from "../domain/SocksRequest.js"
 import { Decoder } from "../services/Decoder.js"
-import { DelayPolicy } from "../services/DelayPolicy.js"
+import { type ConnectionDelays, DelayPolicy } from "../services/DelayPolicy.js"
 import { Proxy, type ProxyService } from "../services/Proxy.js"
 import { type ListenAddress, ReportServer } from "../services/ReportServer.js"
 import { SessionClock } from "../services/SessionClock.js"
@@ -116,8 +116,19 @@ export const make = (config: SocksProxyConfig) =>
         Effect.catchTag("TimeoutException", () => Effect.succeed<Handshake>({ _tag: "Abandoned" }))
       )
 
-    /** Records decoder events with the time the chunk arrived, read once per chunk that has events. */
-    const observe = (recorder: ConnectionRecorder) => {
+    /** Holds for `delay`, recorded as DelayStart/DelayEnd so injected time reads apart from Tor's own. */
+    const hold = (recorder: ConnectionRecorder, what: string, delay: Duration.Duration) =>
+      Effect.gen(function*() {
+        recorder.record({ time: sessionClock.unsafeNow(), type: "DelayStart", detail: `${what} held ${Duration.format(delay)}` })
+        yield* Effect.sleep(delay)
+        recorder.record({ time: sessionClock.unsafeNow(), type: "DelayEnd", detail: `${what} released` })
+      })
+
+    /**
+     * Records decoder events with the time the chunk arrived (read once per chunk that has
+     * events), and holds a chunk that starts an HTTP request when an HTTP delay is set.
+     */
+    const observe = (recorder: ConnectionRecorder, httpRequestDelay: ConnectionDelays["httpRequest"]) => {
       const observer = decoder.observe()
       let protocol: ConnectionProtocol = "pending"
       const recordAll = (events: ReadonlyArray<DecoderEvent>) => {
@@ -130,7 +141,10 @@ export const make = (config: SocksProxyConfig) =>
         chunk: (direction: Direction, chunk: Buffer) => {
           recorder.addBytes(direction, chunk.length)
           const events = observer.feed(direction, chunk)
-          if (events.length > 0 || protocol === "pending") recordAll(events)
+          if (events.length === 0 && protocol !== "pending") return undefined
+          recordAll(events)
+          if (httpRequestDelay === undefined || !events.some((event) => event.type === "HttpRequestStart")) return undefined
+          return Effect.flatMap(httpRequestDelay, (delay) => hold(recorder, "HTTP request", delay))
         },
         ended: (direction: Direction) => recordAll(observer.end(direction))
       }
@@ -179,11 +193,9 @@ export const make = (config: SocksProxyConfig) =>
 
     const connect = (socket: net.Socket, route: UpstreamRoute, recorder: ConnectionRecorder, request: SocksRequest, rest: Uint8Array) =>
       Effect.gen(function*() {
-        const delay = yield* delays.socksDelay(request.host)
-        if (Duration.greaterThan(delay, Duration.zero)) {
-          recorder.record({ time: sessionClock.unsafeNow(), type: "DelayStart", detail: `SOCKS connect held ${Duration.format(delay)}` })
-          yield* Effect.sleep(delay)
-          recorder.record({ time: sessionClock.unsafeNow(), type: "DelayEnd", detail: Duration.format(delay) })
+        const connectionDelays = yield* delays.forConnection(request.host)
+        if (Duration.greaterThan(connectionDelays.socks, Duration.zero)) {
+          yield* hold(recorder, "SOCKS connect", connectionDelays.socks)
         }
         const opened = yield* Effect.either(route.connect(request))
         if (opened._tag === "Left") return yield* failed(socket, recorder, request, opened.left)
@@ -191,7 +203,7 @@ export const make = (config: SocksProxyConfig) =>
         stream.socket.on("error", () => {}) // the relay reports errors; none may go unheard before it starts
         yield* Effect.addFinalizer(() => Effect.sync(() => stream.socket.destroy()))
         reply(socket, recorder, request, stream.replyCode, stream.bound)
-        const outcome = yield* relay(socket, stream.socket, rest, observe(recorder))
+        const outcome = yield* relay(socket, stream.socket, rest, observe(recorder, connectionDelays.httpRequest))
         yield* close(socket, recorder, outcome.error === null ? "closed" : "failed", outcome.closedBy, outcome.error)
       })
 

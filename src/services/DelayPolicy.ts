@@ -4,11 +4,16 @@
  */
 import { Context, type Duration, type Effect } from "effect"
 
+/** The delays of one connection, fixed by the settings in force when it opened. */
+export interface ConnectionDelays {
+  /** The hold before the SOCKS connect goes upstream (zero: none). */
+  readonly socks: Duration.Duration
+  /** Draws the hold for each HTTP request; undefined when no HTTP delay is set. */
+  readonly httpRequest: Effect.Effect<Duration.Duration> | undefined
+}
+
 export interface DelayPolicyService {
-  /** The delay for a SOCKS connect to `host` opened now (zero when none is set). */
-  readonly socksDelay: (host: string) => Effect.Effect<Duration.Duration>
-  /** The delay for an HTTP request to `host` (zero when none is set). */
-  readonly httpDelay: (host: string) => Effect.Effect<Duration.Duration>
+  readonly forConnection: (host: string) => Effect.Effect<ConnectionDelays>
 }
 
 export class DelayPolicy extends Context.Tag("mitm/DelayPolicy")<DelayPolicy, DelayPolicyService>() {}
