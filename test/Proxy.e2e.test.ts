@@ -76,6 +76,37 @@ describe("MITM end to end", () => {
       expect(recorded).toMatchObject({ bytesUp: size, bytesDown: size, protocol: "unknown", closedBy: "client" })
     }))
 
+  it.scopedLive("a client that stops reading stalls the server through MITM instead of MITM buffering without bound", () =>
+    Effect.gen(function*() {
+      const chunk = Buffer.alloc(64 * 1024, 7)
+      let accepted = 0
+      let stalled = false
+      const origin = yield* tcpServer((socket) => {
+        const pump = () => {
+          // The server offers up to 256 MiB; it may only get rid of what the path can hold.
+          while (accepted < 256 * 1024 * 1024) {
+            accepted += chunk.length
+            if (!socket.write(chunk)) {
+              stalled = true
+              socket.once("drain", pump)
+              return
+            }
+          }
+        }
+        pump()
+      })
+      const mitm = yield* startMitm(direct)
+      const { connection } = yield* socks5Open(mitm.proxy.port, "127.0.0.1", origin.port)
+      connection.socket.pause()
+      yield* Effect.sleep("1500 millis")
+      const heldWhilePaused = accepted
+      yield* Effect.sleep("500 millis")
+      expect(stalled).toBe(true)
+      // Kernel buffers on three sockets plus Node's high-water marks, not hundreds of MiB.
+      expect(heldWhilePaused).toBeLessThan(48 * 1024 * 1024)
+      expect(accepted).toBe(heldWhilePaused)
+    }))
+
   it.scopedLive("a half-close from the client reaches the server, which still answers", () =>
     Effect.gen(function*() {
       const origin = yield* tcpServer((socket) => {
