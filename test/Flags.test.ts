@@ -38,7 +38,7 @@ describe("command-line flags", () => {
 
   it("a bad value names the flag and what it accepts, in one line", () => {
     expect(failure(["--socks-delay", "soon"])).toBe(
-      `--socks-delay: expected 0, a duration like 250ms or 1.5s, or a range like 200ms..800ms, got "soon"`
+      `--socks-delay: expected 0, a duration like 250ms or 1.5s, a range like 200ms..800ms, or per-host rules like *.onion=2s,example.com=100ms..400ms,*=0, got "soon"`
     )
     expect(failure(["--max-connections", "many"])).toMatch(/^--max-connections: expected a whole number/)
     expect(failure(["--listen", "9000"])).toMatch(/^--listen: expected HOST:PORT/)

@@ -3,6 +3,7 @@ import { Either } from "effect"
 import {
   applySettings,
   defaultSettings,
+  delayFor,
   encodeSettings,
   formatDelaySpec,
   parseDelaySpec,
@@ -21,7 +22,25 @@ describe("delay SPEC", () => {
     expect(parseDelaySpec(text)).toEqual(spec)
   })
 
-  it.each(["soon", "250", "-1s", "800ms..200ms", "1m", "1s..", "..1s", "1s..2s..3s"])("%s is refused", (text) => {
+  it("per-host rules: the first matching rule wins, and no match means no delay", () => {
+    const spec = parseDelaySpec("*.onion=2s, example.com=100ms..400ms ,*=0")!
+    expect(spec).toEqual({
+      _tag: "PerHost",
+      rules: [
+        { pattern: "*.onion", delay: { _tag: "Fixed", millis: 2000 } },
+        { pattern: "example.com", delay: { _tag: "Range", minMillis: 100, maxMillis: 400 } },
+        { pattern: "*", delay: { _tag: "None" } }
+      ]
+    })
+    expect(delayFor(spec, "abcdef.onion")).toEqual({ _tag: "Fixed", millis: 2000 })
+    expect(delayFor(spec, "EXAMPLE.com.")).toEqual({ _tag: "Range", minMillis: 100, maxMillis: 400 })
+    expect(delayFor(spec, "www.example.com")).toEqual({ _tag: "None" })
+    expect(delayFor(parseDelaySpec("example.com=1s")!, "other.org")).toEqual({ _tag: "None" })
+    expect(delayFor(parseDelaySpec("*.onion=1s")!, "onion")).toEqual({ _tag: "None" })
+    expect(formatDelaySpec(spec)).toBe("*.onion=2s,example.com=100ms..400ms,*=0")
+  })
+
+  it.each(["soon", "250", "-1s", "800ms..200ms", "1m", "1s..", "..1s", "1s..2s..3s", "example.com=", "=1s", "a b=1s", "x=1s,y"])("%s is refused", (text) => {
     expect(parseDelaySpec(text)).toBeUndefined()
   })
 

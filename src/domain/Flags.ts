@@ -62,7 +62,8 @@ MITM, Monitor In The Middle: a measuring SOCKS proxy between a browser and Tor.
   --max-connections N        connections kept; oldest closed ones are evicted  [${defaultSettings.maxConnections}]
   --help                     this text
 
-A delay SPEC is 0, a fixed duration (250ms, 1.5s) or a uniform range (200ms..800ms).
+A delay SPEC is 0, a fixed duration (250ms, 1.5s), a uniform range (200ms..800ms),
+or per-host rules (*.onion=2s,example.com=100ms..400ms,*=0: the first match wins).
 Port 0 picks a free port. Listening beyond loopback must be asked for explicitly.`
 
 const listenValue = (flag: string, value: string, allowOff: boolean): Either.Either<ListenFlag | undefined, FlagError> => {

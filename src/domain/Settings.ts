@@ -5,11 +5,24 @@
 import { Either, ParseResult, Schema } from "effect"
 import { SettingsError } from "./Errors.js"
 
-/** A delay SPEC: `0`, a fixed duration (`250ms`, `1.5s`) or a uniform range (`200ms..800ms`). */
-export type DelaySpec =
+/** One delay: none, fixed, or drawn uniformly from a range. */
+export type Delay =
   | { readonly _tag: "None" }
   | { readonly _tag: "Fixed"; readonly millis: number }
   | { readonly _tag: "Range"; readonly minMillis: number; readonly maxMillis: number }
+
+/** A host pattern: `*` (any host), `*.onion` (any name under onion), or one host name. */
+export interface DelayRule {
+  readonly pattern: string
+  readonly delay: Delay
+}
+
+/**
+ * A delay SPEC: `0`, a fixed duration (`250ms`, `1.5s`), a uniform range
+ * (`200ms..800ms`), or per-host rules (`*.onion=2s,example.com=100ms..400ms,*=0`)
+ * where the first matching rule wins and no match means no delay.
+ */
+export type DelaySpec = Delay | { readonly _tag: "PerHost"; readonly rules: ReadonlyArray<DelayRule> }
 
 const durationPattern = /^(\d+(?:\.\d+)?)(ms|s)$/
 
@@ -20,9 +33,9 @@ const parseDuration = (text: string): number | undefined => {
   return match[2] === "s" ? value * 1000 : value
 }
 
-export const parseDelaySpec = (text: string): DelaySpec | undefined => {
+const parseDelay = (text: string): Delay | undefined => {
   const trimmed = text.trim()
-  if (trimmed === "0" || trimmed === "") return { _tag: "None" }
+  if (trimmed === "0") return { _tag: "None" }
   const parts = trimmed.split("..")
   if (parts.length === 1) {
     const millis = parseDuration(trimmed)
@@ -35,19 +48,53 @@ export const parseDelaySpec = (text: string): DelaySpec | undefined => {
   return { _tag: "Range", minMillis: min, maxMillis: max }
 }
 
+const hostPattern = /^(\*|(\*\.)?[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?)$/
+
+export const parseDelaySpec = (text: string): DelaySpec | undefined => {
+  const trimmed = text.trim()
+  if (trimmed === "") return { _tag: "None" }
+  if (!trimmed.includes("=")) return parseDelay(trimmed)
+  const rules: Array<DelayRule> = []
+  for (const part of trimmed.split(",")) {
+    const equals = part.indexOf("=")
+    if (equals < 0) return undefined
+    const pattern = part.slice(0, equals).trim().toLowerCase()
+    const delay = parseDelay(part.slice(equals + 1))
+    if (!hostPattern.test(pattern) || delay === undefined) return undefined
+    rules.push({ pattern, delay })
+  }
+  return { _tag: "PerHost", rules }
+}
+
 const formatMillis = (millis: number): string =>
   millis >= 1000 && millis % 100 === 0 ? `${millis / 1000}s` : `${millis}ms`
 
-export const formatDelaySpec = (spec: DelaySpec): string => {
-  switch (spec._tag) {
+const formatDelay = (delay: Delay): string => {
+  switch (delay._tag) {
     case "None":
       return "0"
     case "Fixed":
-      return formatMillis(spec.millis)
+      return formatMillis(delay.millis)
     case "Range":
-      return `${formatMillis(spec.minMillis)}..${formatMillis(spec.maxMillis)}`
+      return `${formatMillis(delay.minMillis)}..${formatMillis(delay.maxMillis)}`
   }
 }
+
+export const formatDelaySpec = (spec: DelaySpec): string =>
+  spec._tag === "PerHost" ? spec.rules.map((rule) => `${rule.pattern}=${formatDelay(rule.delay)}`).join(",") : formatDelay(spec)
+
+const matchesHost = (pattern: string, host: string): boolean => {
+  const name = host.toLowerCase().replace(/\.$/, "")
+  if (pattern === "*") return true
+  if (pattern.startsWith("*.")) return name.endsWith(pattern.slice(1)) && name.length > pattern.length - 1
+  return name === pattern.replace(/\.$/, "")
+}
+
+/** The delay a SPEC gives a host: the first matching rule wins; no match, no delay. */
+export const delayFor = (spec: DelaySpec, host: string): Delay =>
+  spec._tag !== "PerHost"
+    ? spec
+    : spec.rules.find((rule) => matchesHost(rule.pattern, host))?.delay ?? { _tag: "None" }
 
 /** Where streams go: Tor or another SOCKS5 server, or direct (the internal SOCKS upstream). */
 export type UpstreamTarget =
@@ -101,8 +148,8 @@ export const formatUpstream = (target: UpstreamTarget): string =>
 /** What each field accepts, in the words every error message uses. */
 export const accepts = {
   headers: `"first" or "all"`,
-  socksDelay: `0, a duration like 250ms or 1.5s, or a range like 200ms..800ms`,
-  httpDelay: `0, a duration like 250ms or 1.5s, or a range like 200ms..800ms`,
+  socksDelay: `0, a duration like 250ms or 1.5s, a range like 200ms..800ms, or per-host rules like *.onion=2s,example.com=100ms..400ms,*=0`,
+  httpDelay: `0, a duration like 250ms or 1.5s, a range like 200ms..800ms, or per-host rules like *.onion=2s,example.com=100ms..400ms,*=0`,
   upstream: `"direct" or socks5://[user:pass@]HOST:PORT`,
   maxConnections: `a whole number from 1 to 10000000`
 } as const

@@ -3,30 +3,32 @@
  * drawn uniformly from Effect's Random service (which tests fix).
  */
 import { Duration, Effect, Layer, Random } from "effect"
-import type { DelaySpec } from "../domain/Settings.js"
+import { type Delay, delayFor } from "../domain/Settings.js"
 import { DelayPolicy, type DelayPolicyService } from "../services/DelayPolicy.js"
 import { SettingsStore } from "../services/Settings.js"
 
-export const draw = (spec: DelaySpec): Effect.Effect<Duration.Duration> => {
-  switch (spec._tag) {
+export const draw = (delay: Delay): Effect.Effect<Duration.Duration> => {
+  switch (delay._tag) {
     case "None":
       return Effect.succeed(Duration.zero)
     case "Fixed":
-      return Effect.succeed(Duration.millis(spec.millis))
+      return Effect.succeed(Duration.millis(delay.millis))
     case "Range":
-      return Effect.map(Random.nextRange(spec.minMillis, spec.maxMillis), Duration.millis)
+      return Effect.map(Random.nextRange(delay.minMillis, delay.maxMillis), Duration.millis)
   }
 }
 
 export const make: Effect.Effect<DelayPolicyService, never, SettingsStore> = Effect.map(
   SettingsStore,
   (settings) => ({
-    forConnection: () =>
-      Effect.flatMap(settings.get, (current) =>
-        Effect.map(draw(current.socksDelay), (socks) => ({
+    forConnection: (host) =>
+      Effect.flatMap(settings.get, (current) => {
+        const http = delayFor(current.httpDelay, host)
+        return Effect.map(draw(delayFor(current.socksDelay, host)), (socks) => ({
           socks,
-          httpRequest: current.httpDelay._tag === "None" ? undefined : draw(current.httpDelay)
-        })))
+          httpRequest: http._tag === "None" ? undefined : draw(http)
+        }))
+      })
   })
 )
 
