@@ -1,7 +1,8 @@
 /**
  * SPEC §4's request rules, before any route runs: the Host must be the
  * report's own (DNS rebinding), and a state change must come from the report's
- * own origin with a JSON body (CSRF). No route changes state on GET.
+ * own origin with a JSON body or the page's form token (CSRF). No route
+ * changes state on GET.
  */
 import { HttpServerRequest, type HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
@@ -41,9 +42,15 @@ export const guard = <E, R>(origins: Origins, app: Effect.Effect<HttpServerRespo
       if (origin !== undefined && !origins.hosts.has(origin.replace(/^https?:\/\//, "").toLowerCase())) {
         return jsonError(403, `cross-origin request refused (Origin ${JSON.stringify(origin)})`)
       }
+      // The JSON API takes JSON only (a cross-site form cannot send it without CORS, which
+      // MITM never grants); the pages' forms carry the page's token, checked by their routes.
       const type = (request.headers["content-type"] ?? "").split(";")[0].trim().toLowerCase()
-      if (type !== "application/json") {
+      const api = request.url.startsWith("/api/")
+      if (api && type !== "application/json") {
         return jsonError(415, "a state change needs a JSON body (Content-Type: application/json)")
+      }
+      if (!api && type !== "application/x-www-form-urlencoded") {
+        return jsonError(415, "a form post needs Content-Type: application/x-www-form-urlencoded and the page's token")
       }
     }
     return yield* app

@@ -14,7 +14,8 @@ const replacements: Record<string, string> = {
 export const escapeHtml = (text: string | number): string =>
   String(text).replace(/[&<>"']/g, (character) => replacements[character])
 
-/** A template tag that escapes every interpolated value unless it is already `Html`. */
+
+/** Markup that is already safe: our own constant text, or the output of `html`. */
 export class Html {
   constructor(readonly text: string) {}
   toString() {
@@ -22,6 +23,7 @@ export class Html {
   }
 }
 
+/** A template tag that escapes every interpolated value unless it is already `Html`. */
 export const html = (strings: TemplateStringsArray, ...values: ReadonlyArray<unknown>): Html =>
   new Html(strings.reduce((out, part, index) => {
     if (index === 0) return part

@@ -8,7 +8,8 @@ export const securityHeaders = {
   "content-security-policy": "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   "x-content-type-options": "nosniff",
   "x-frame-options": "DENY",
-  "referrer-policy": "no-referrer",
+  // same-origin, not no-referrer: with no-referrer Chromium sends `Origin: null` on the settings form.
+  "referrer-policy": "same-origin",
   "cache-control": "no-store"
 } as const
 

@@ -32,7 +32,7 @@ export const layerWith = <E>(config: AppConfig, upstreamLayer: Layer.Layer<Upstr
   const upstream = upstreamLayer.pipe(Layer.provide(settings))
   const store = InMemoryStore.layer.pipe(Layer.provide(settings))
   const reporter = StoreReporter.layer.pipe(Layer.provide(Layer.merge(store, clock)))
-  const report = NodeReportServer.layer({ listen: config.report }).pipe(Layer.provide(Layer.merge(reporter, settings)))
+  const report = NodeReportServer.layer({ listen: config.report, version: "0.1.0" }).pipe(Layer.provide(Layer.merge(reporter, settings)))
   const proxy = SocksProxy.layer({ listen: config.listen }).pipe(
     Layer.provide(Layer.mergeAll(
       store,

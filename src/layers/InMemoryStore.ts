@@ -22,6 +22,7 @@ export const make: Effect.Effect<StoreService, never, SettingsStore> = Effect.ge
   let evicted = 0
   let eventsCut = 0
   let maxConnections = Infinity
+  let version = 0
 
   const evict = () => {
     while (connections.size > maxConnections && closedHead < closedOrder.length) {
@@ -37,6 +38,7 @@ export const make: Effect.Effect<StoreService, never, SettingsStore> = Effect.ge
     Effect.map(settings.get, (current) => {
       maxConnections = current.maxConnections
       const id = nextId++
+      version++
       const connection: MutableConnection = {
         id,
         client: init.client,
@@ -63,6 +65,7 @@ export const make: Effect.Effect<StoreService, never, SettingsStore> = Effect.ge
       const recorder: ConnectionRecorder = {
         id,
         record: (event) => {
+          version++
           if (events.length < maxEventsPerConnection || event.type === "ConnectionClose") events.push(event)
           else {
             connection.eventsCut++
@@ -70,6 +73,7 @@ export const make: Effect.Effect<StoreService, never, SettingsStore> = Effect.ge
           }
         },
         addBytes: (direction, count) => {
+          version++
           if (direction === "up") connection.bytesUp += count
           else connection.bytesDown += count
         },
@@ -81,6 +85,7 @@ export const make: Effect.Effect<StoreService, never, SettingsStore> = Effect.ge
         },
         finish: ({ closedBy, error, state, time }) => {
           if (connection.state !== "open") return
+          version++
           connection.state = state as ConnectionState
           connection.closedAt = time
           connection.closedBy = closedBy
@@ -99,7 +104,9 @@ export const make: Effect.Effect<StoreService, never, SettingsStore> = Effect.ge
     list: Effect.sync(() => Array.from(connections.values())),
     get: (id) => Effect.sync(() => connections.get(id)),
     counts: Effect.sync(() => ({ total: nextId - 1, evicted, eventsCut })),
+    version: Effect.sync(() => version),
     reset: Effect.sync(() => {
+      version++
       connections = new Map()
       closedOrder = []
       closedHead = 0

@@ -4,11 +4,12 @@
  * sockets handed over by the proxy for `mitm.proxy`.
  */
 import { NodeHttpServer } from "@effect/platform-node"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, type Scope } from "effect"
 import * as http from "node:http"
 import type * as net from "node:net"
 import { originsFor } from "../http/Guard.js"
 import { reportApp } from "../http/Router.js"
+import { makeFormToken } from "../http/SettingsPage.js"
 import type { Reporter } from "../services/Reporter.js"
 import { type ListenAddress, ReportServer, type ReportServerService } from "../services/ReportServer.js"
 import type { SettingsStore } from "../services/Settings.js"
@@ -16,6 +17,8 @@ import type { SettingsStore } from "../services/Settings.js"
 export interface ReportServerConfig {
   /** undefined: in-band only (`--report off`). */
   readonly listen: ListenAddress | undefined
+  /** MITM's version, for the HAR's creator. */
+  readonly version: string
 }
 
 const listen = (server: http.Server, address: ListenAddress) =>
@@ -29,7 +32,7 @@ const listen = (server: http.Server, address: ListenAddress) =>
     })
   })
 
-export const make = (config: ReportServerConfig): Effect.Effect<ReportServerService, Error, Reporter | SettingsStore | import("effect").Scope.Scope> =>
+export const make = (config: ReportServerConfig): Effect.Effect<ReportServerService, Error, Reporter | SettingsStore | Scope.Scope> =>
   Effect.gen(function*() {
     const server = http.createServer({ keepAliveTimeout: 5_000, headersTimeout: 30_000, requestTimeout: 60_000 })
     yield* Effect.addFinalizer(() =>
@@ -39,7 +42,11 @@ export const make = (config: ReportServerConfig): Effect.Effect<ReportServerServ
       })
     )
     const address = config.listen === undefined ? undefined : yield* listen(server, config.listen)
-    const handler = yield* NodeHttpServer.makeHandler(reportApp(originsFor(address)))
+    const handler = yield* NodeHttpServer.makeHandler(reportApp({
+      origins: originsFor(address),
+      formToken: makeFormToken(),
+      version: config.version
+    }))
     server.on("request", handler)
     server.on("clientError", (_error, socket) => socket.destroy())
     return {

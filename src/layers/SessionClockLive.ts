@@ -17,6 +17,9 @@ export const make: Effect.Effect<SessionClockService> = Effect.map(Effect.clock,
     now: Effect.sync(unsafeNow),
     unsafeNow,
     unsafeAt,
+    elapsed: Effect.sync(() => (start === undefined ? 0 : unsafeNow())),
+    // Effect's clocks count nanoseconds from the Unix epoch, so the start instant is a date too.
+    startedAtMillis: Effect.sync(() => (start === undefined ? undefined : Number(start / 1_000_000n))),
     reset: Effect.sync(() => {
       start = undefined
     })

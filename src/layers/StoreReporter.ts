@@ -15,6 +15,9 @@ export const make: Effect.Effect<ReporterService, never, Store | SessionClock> =
     connection: store.get,
     servers: Effect.map(store.list, serverStats),
     counts: store.counts,
+    now: clock.elapsed,
+    sessionStartMillis: clock.startedAtMillis,
+    version: store.version,
     reset: Effect.zipRight(store.reset, clock.reset)
   }
 })

@@ -11,6 +11,11 @@ export interface ReporterService {
   readonly connection: (id: number) => Effect.Effect<Connection | undefined>
   readonly servers: Effect.Effect<ReadonlyArray<ServerStats>>
   readonly counts: Effect.Effect<StoreCounts>
+  /** Session seconds now (0 before the first connection): where open connections end in the graph. */
+  readonly now: Effect.Effect<number>
+  /** Wall-clock epoch milliseconds of session time 0, for HAR dates. */
+  readonly sessionStartMillis: Effect.Effect<number | undefined>
+  readonly version: Effect.Effect<number>
   /** Forget all measurements and restart the session clock. */
   readonly reset: Effect.Effect<void>
 }

@@ -15,6 +15,10 @@ export interface SessionClockService {
    * whether the connection is measured at all.
    */
   readonly unsafeAt: (nanos: bigint) => number
+  /** Seconds since the session start without starting one (0 before the first connection): for the report. */
+  readonly elapsed: Effect.Effect<number>
+  /** The session start as wall-clock epoch milliseconds (for HAR dates); undefined before the first connection. */
+  readonly startedAtMillis: Effect.Effect<number | undefined>
   /** Forget the session start: the next reading starts a new session. */
   readonly reset: Effect.Effect<void>
 }

@@ -49,6 +49,8 @@ export interface StoreService {
   readonly list: Effect.Effect<ReadonlyArray<Connection>>
   readonly get: (id: number) => Effect.Effect<Connection | undefined>
   readonly counts: Effect.Effect<StoreCounts>
+  /** Grows with every change to the measurements: a cheap "anything new?" for live pages. */
+  readonly version: Effect.Effect<number>
   /** Forget every measurement; ids start again from 1. */
   readonly reset: Effect.Effect<void>
 }

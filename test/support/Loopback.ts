@@ -21,10 +21,10 @@ export interface Address {
   readonly port: number
 }
 
-const listen = (server: net.Server): Effect.Effect<Address, never, Scope.Scope> =>
+const listen = (server: net.Server, host = "127.0.0.1"): Effect.Effect<Address, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.async<Address>((resume) => {
-      server.listen(0, "127.0.0.1", () => {
+      server.listen(0, host, () => {
         const address = server.address() as net.AddressInfo
         resume(Effect.succeed({ host: address.address, port: address.port }))
       })
@@ -50,11 +50,11 @@ export const tcpServer = (onSocket: (socket: net.Socket) => void, options: net.S
     return yield* listen(server)
   })
 
-/** An HTTP origin on 127.0.0.1:0. */
-export const httpOrigin = (handler: http.RequestListener) =>
+/** An HTTP origin on 127.0.0.1:0 (or another loopback address). */
+export const httpOrigin = (handler: http.RequestListener, host = "127.0.0.1") =>
   Effect.gen(function*() {
     const server = http.createServer(handler)
-    return yield* listen(server)
+    return yield* listen(server, host)
   })
 
 /** A port that nothing listens on (bound, then closed). */
