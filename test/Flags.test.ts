@@ -23,7 +23,8 @@ describe("command-line flags", () => {
   it("every flag is taken, in both --flag value and --flag=value forms", () => {
     const flags = run([
       "--listen", "127.0.0.1:0", "--upstream=direct", "--report", "off", "--headers", "all",
-      "--socks-delay", "200ms..800ms", "--http-delay=250ms", "--max-connections", "50"
+      "--socks-delay", "200ms..800ms", "--http-delay=250ms", "--max-connections", "50",
+      "--bandwidth", "250KiB/s", "--bandwidth-total=2Mbit/s"
     ])
     expect(flags.listen).toEqual({ host: "127.0.0.1", port: 0 })
     expect(flags.report).toBeUndefined()
@@ -32,7 +33,9 @@ describe("command-line flags", () => {
       upstream: { _tag: "Direct" },
       socksDelay: { _tag: "Range", minMillis: 200, maxMillis: 800 },
       httpDelay: { _tag: "Fixed", millis: 250 },
-      maxConnections: 50
+      maxConnections: 50,
+      bandwidth: 250 * 1024,
+      bandwidthTotal: 250000
     })
   })
 

@@ -96,7 +96,9 @@ describe("the report's JSON API", () => {
         socksDelay: "0",
         httpDelay: "0",
         upstream: "direct",
-        maxConnections: 10000
+        maxConnections: 10000,
+        bandwidth: "off",
+        bandwidthTotal: "off"
       })
       expect(yield* mitm.connections).toHaveLength(0)
     }))

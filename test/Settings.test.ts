@@ -6,6 +6,8 @@ import {
   delayFor,
   encodeSettings,
   formatDelaySpec,
+  formatRate,
+  parseRate,
   parseDelaySpec,
   parseUpstream
 } from "../src/domain/Settings.js"
@@ -49,6 +51,26 @@ describe("delay SPEC", () => {
       const spec = parseDelaySpec(text)!
       expect(parseDelaySpec(formatDelaySpec(spec))).toEqual(spec)
     }
+  })
+})
+
+describe("bandwidth RATE", () => {
+  it.each([
+    ["off", 0],
+    ["0", 0],
+    ["250KiB/s", 256_000],
+    ["1.5MiB/s", 1_572_864],
+    ["500kB/s", 500_000],
+    ["2Mbit/s", 250_000],
+    ["100B/s", 100]
+  ])("%s is %d bytes per second", (text, rate) => expect(parseRate(text)).toBe(rate))
+
+  it.each(["fast", "250KiB", "-1KiB/s", "0.1B/s"])("%s is refused", (text) => expect(parseRate(text)).toBeUndefined())
+
+  it("formats back", () => {
+    expect(formatRate(256 * 1024)).toBe("256KiB/s")
+    expect(formatRate(0)).toBe("off")
+    expect(parseRate(formatRate(250_000))).toBe(250_000)
   })
 })
 
@@ -98,7 +120,9 @@ describe("settings documents", () => {
       socksDelay: "0",
       httpDelay: "0",
       upstream: "socks5://127.0.0.1:9050",
-      maxConnections: 10000
+      maxConnections: 10000,
+      bandwidth: "off",
+      bandwidthTotal: "off"
     })
   })
 })

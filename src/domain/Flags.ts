@@ -9,6 +9,7 @@ import {
   defaultSettings,
   formatDelaySpec,
   formatHostPort,
+  formatRate,
   formatUpstream,
   parseHostPort,
   type Settings,
@@ -41,7 +42,9 @@ const settingFlags: Record<string, SettingsField> = {
   "--headers": "headers",
   "--socks-delay": "socksDelay",
   "--http-delay": "httpDelay",
-  "--max-connections": "maxConnections"
+  "--max-connections": "maxConnections",
+  "--bandwidth": "bandwidth",
+  "--bandwidth-total": "bandwidthTotal"
 }
 
 const defaults = {
@@ -60,6 +63,8 @@ MITM, Monitor In The Middle: a measuring SOCKS proxy between a browser and Tor.
   --socks-delay SPEC         delay before each SOCKS connect goes upstream     [${formatDelaySpec(defaultSettings.socksDelay)}]
   --http-delay SPEC          delay before each HTTP request goes upstream      [${formatDelaySpec(defaultSettings.httpDelay)}]
   --max-connections N        connections kept; oldest closed ones are evicted  [${defaultSettings.maxConnections}]
+  --bandwidth RATE           per connection and direction, e.g. 250KiB/s        [${formatRate(defaultSettings.bandwidth)}]
+  --bandwidth-total RATE     shared by all connections, each direction          [${formatRate(defaultSettings.bandwidthTotal)}]
   --help                     this text
 
 A delay SPEC is 0, a fixed duration (250ms, 1.5s), a uniform range (200ms..800ms),

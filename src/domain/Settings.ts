@@ -96,6 +96,38 @@ export const delayFor = (spec: DelaySpec, host: string): Delay =>
     ? spec
     : spec.rules.find((rule) => matchesHost(rule.pattern, host))?.delay ?? { _tag: "None" }
 
+/** A bandwidth limit in bytes per second; 0 means unlimited. */
+export type Rate = number
+
+const rateUnits: Record<string, number> = {
+  "b": 1,
+  "kb": 1000,
+  "kib": 1024,
+  "mb": 1000 ** 2,
+  "mib": 1024 ** 2,
+  "kbit": 1000 / 8,
+  "mbit": 1000 ** 2 / 8
+}
+
+/** `off`, `0`, or an amount per second: `250KiB/s`, `1.5MiB/s`, `500kB/s`, `2Mbit/s`. */
+export const parseRate = (text: string): Rate | undefined => {
+  const trimmed = text.trim().toLowerCase()
+  if (trimmed === "off" || trimmed === "0") return 0
+  const match = /^(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|kbit|mbit)\/s$/.exec(trimmed)
+  if (match === null) return undefined
+  const rate = Number(match[1]) * rateUnits[match[2]]
+  return rate >= 1 ? Math.round(rate) : undefined
+}
+
+export const formatRate = (rate: Rate): string =>
+  rate === 0
+    ? "off"
+    : rate % (1024 * 1024) === 0
+    ? `${rate / 1024 / 1024}MiB/s`
+    : rate % 1024 === 0
+    ? `${rate / 1024}KiB/s`
+    : `${rate}B/s`
+
 /** Where streams go: Tor or another SOCKS5 server, or direct (the internal SOCKS upstream). */
 export type UpstreamTarget =
   | { readonly _tag: "Direct" }
@@ -151,7 +183,9 @@ export const accepts = {
   socksDelay: `0, a duration like 250ms or 1.5s, a range like 200ms..800ms, or per-host rules like *.onion=2s,example.com=100ms..400ms,*=0`,
   httpDelay: `0, a duration like 250ms or 1.5s, a range like 200ms..800ms, or per-host rules like *.onion=2s,example.com=100ms..400ms,*=0`,
   upstream: `"direct" or socks5://[user:pass@]HOST:PORT`,
-  maxConnections: `a whole number from 1 to 10000000`
+  maxConnections: `a whole number from 1 to 10000000`,
+  bandwidth: `off or a rate per second like 250KiB/s, 1.5MiB/s, 2Mbit/s (per connection, each direction)`,
+  bandwidthTotal: `off or a rate per second like 1MiB/s (shared by all connections, each direction)`
 } as const
 
 export type SettingsField = keyof typeof accepts
@@ -174,13 +208,16 @@ const fromString = <A>(
 
 export const DelaySpecFromString = fromString(parseDelaySpec, formatDelaySpec, "socksDelay")
 export const UpstreamFromString = fromString(parseUpstream, formatUpstream, "upstream")
+export const RateFromString = fromString(parseRate, formatRate, "bandwidth")
 
 export const Settings = Schema.Struct({
   headers: Schema.Literal("first", "all"),
   socksDelay: DelaySpecFromString,
   httpDelay: DelaySpecFromString,
   upstream: UpstreamFromString,
-  maxConnections: Schema.Int.pipe(Schema.between(1, 10_000_000))
+  maxConnections: Schema.Int.pipe(Schema.between(1, 10_000_000)),
+  bandwidth: RateFromString,
+  bandwidthTotal: RateFromString
 })
 export type Settings = typeof Settings.Type
 export type SettingsJson = typeof Settings.Encoded
@@ -190,7 +227,9 @@ export const defaultSettings: Settings = {
   socksDelay: { _tag: "None" },
   httpDelay: { _tag: "None" },
   upstream: { _tag: "Socks5", host: "127.0.0.1", port: 9050 },
-  maxConnections: 10_000
+  maxConnections: 10_000,
+  bandwidth: 0,
+  bandwidthTotal: 0
 }
 
 const SettingsPatch = Schema.partial(Settings)

@@ -46,7 +46,7 @@ export const settingsBody = (view: SettingsView): Html => {
   const direct = current.upstream === "direct"
   return html`
 <h2>Settings</h2>
-${view.notice === "saved" ? html`<p class="ok">Saved. The change applies to connections opened from now on.</p>` : ""}
+${view.notice === "saved" ? html`<p class="ok">Saved. Delays and the upstream apply to connections opened from now on; bandwidth limits apply at once.</p>` : ""}
 ${view.notice === "switchedToDirect" ? html`<p class="warn"><b>Traffic no longer goes through Tor.</b> New connections go straight to their targets from this machine (internal SOCKS); the sites see your address.</p>` : ""}
 ${view.notice === "reset" ? html`<p class="ok">All measurements forgotten; the session clock starts again with the next connection.</p>` : ""}
 ${view.error === undefined ? "" : html`<p class="error">Nothing was changed: ${view.error.message}</p>`}
@@ -68,6 +68,10 @@ ${view.error === undefined ? "" : html`<p class="error">Nothing was changed: ${v
     ${fieldError(view, "upstream")}</div>
   <label for="maxConnections">Max connections</label>
   <div><input id="maxConnections" name="maxConnections" value="${value("maxConnections")}" size="10" inputmode="numeric"><div class="hint">${accepts.maxConnections}; the oldest closed ones are evicted first</div>${fieldError(view, "maxConnections")}</div>
+  <label for="bandwidth">Bandwidth per connection</label>
+  <div><input id="bandwidth" name="bandwidth" value="${value("bandwidth")}" size="14"><div class="hint">${accepts.bandwidth}; applies at once</div>${fieldError(view, "bandwidth")}</div>
+  <label for="bandwidthTotal">Bandwidth in total</label>
+  <div><input id="bandwidthTotal" name="bandwidthTotal" value="${value("bandwidthTotal")}" size="14"><div class="hint">${accepts.bandwidthTotal}; applies at once</div>${fieldError(view, "bandwidthTotal")}</div>
   <span></span><div><button type="submit">Save</button></div>
 </form>
 <h2>Reset</h2>

@@ -16,6 +16,7 @@ import * as SettingsDelayPolicy from "./SettingsDelayPolicy.js"
 import * as SettingsLive from "./SettingsLive.js"
 import * as SocksProxy from "./SocksProxy.js"
 import * as StoreReporter from "./StoreReporter.js"
+import * as TokenBucketThrottle from "./TokenBucketThrottle.js"
 import * as UpstreamFromSettings from "./UpstreamFromSettings.js"
 
 export interface AppConfig {
@@ -40,6 +41,7 @@ export const layerWith = <E>(config: AppConfig, upstreamLayer: Layer.Layer<Upstr
       report,
       upstream,
       ProtocolDecoder.layer,
+      TokenBucketThrottle.layer.pipe(Layer.provide(settings)),
       SettingsDelayPolicy.layer.pipe(Layer.provide(settings))
     ))
   )

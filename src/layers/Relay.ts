@@ -47,6 +47,8 @@ export const relay = (
 
     const pipe = (from: net.Socket, to: net.Socket, direction: Direction, side: "client" | "server") => {
       let holding = false
+      // The sender's FIN can arrive while its last chunk is held: it is passed on after that chunk.
+      let endAfterHold = false
       from.on("data", (chunk: Buffer) => {
         const hold = observer.chunk(direction, chunk)
         if (hold === undefined) {
@@ -62,6 +64,7 @@ export const relay = (
             holding = false
             if (to.destroyed) return
             if (to.write(chunk)) from.resume()
+            if (endAfterHold) to.end()
           }
         })
         holds.add(cancel)
@@ -72,7 +75,8 @@ export const relay = (
       from.on("end", () => {
         closedBy ??= side
         observer.ended(direction)
-        to.end()
+        if (holding) endAfterHold = true
+        else to.end()
       })
       from.on("error", (cause: Error) => {
         closedBy ??= side

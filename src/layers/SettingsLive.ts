@@ -1,20 +1,25 @@
 /**
- * The settings in memory, changed only through the settings schema.
+ * The settings in memory, changed only through the settings schema. One
+ * current value, read by fibers and by the relay's socket callbacks alike.
  */
-import { Effect, Either, Layer, Ref } from "effect"
-import type { SettingsError } from "../domain/Errors.js"
+import { Effect, Either, Layer } from "effect"
 import { applySettings, defaultSettings, type Settings } from "../domain/Settings.js"
 import { SettingsStore, type SettingsService } from "../services/Settings.js"
 
 export const make = (initial: Settings): Effect.Effect<SettingsService> =>
-  Effect.map(Ref.make(initial), (ref) => ({
-    get: Ref.get(ref),
-    update: (input) =>
-      Ref.modify(ref, (current): readonly [Either.Either<Settings, SettingsError>, Settings] => {
-        const result = applySettings(current, input)
-        return [result, Either.getOrElse(result, () => current)]
-      }).pipe(Effect.flatMap((result) => result))
-  }))
+  Effect.sync(() => {
+    let current = initial
+    return {
+      get: Effect.sync(() => current),
+      unsafeCurrent: () => current,
+      update: (input) =>
+        Effect.suspend(() => {
+          const result = applySettings(current, input)
+          if (Either.isRight(result)) current = result.right
+          return result
+        })
+    }
+  })
 
 export const layer = (initial: Settings = defaultSettings): Layer.Layer<SettingsStore> =>
   Layer.effect(SettingsStore, make(initial))

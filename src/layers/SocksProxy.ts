@@ -24,6 +24,7 @@ import { Proxy, type ProxyService } from "../services/Proxy.js"
 import { type ListenAddress, ReportServer } from "../services/ReportServer.js"
 import { SessionClock } from "../services/SessionClock.js"
 import { type ConnectionRecorder, Store } from "../services/Store.js"
+import { Throttle } from "../services/Throttle.js"
 import { Upstream, type UpstreamRoute } from "../services/Upstream.js"
 import { relay } from "./Relay.js"
 
@@ -84,6 +85,7 @@ export const make = (config: SocksProxyConfig) =>
     const decoder = yield* Decoder
     const delays = yield* DelayPolicy
     const report = yield* ReportServer
+    const throttles = yield* Throttle
 
     const handshake = (socket: net.Socket, firstByte: (at: bigint) => void) =>
       Effect.gen(function*() {
@@ -126,10 +128,12 @@ export const make = (config: SocksProxyConfig) =>
 
     /**
      * Records decoder events with the time the chunk arrived (read once per chunk that has
-     * events), and holds a chunk that starts an HTTP request when an HTTP delay is set.
+     * events). Holds a chunk that starts an HTTP request when an HTTP delay is set, and
+     * a chunk over the bandwidth limit until its bytes are paid for.
      */
     const observe = (recorder: ConnectionRecorder, httpRequestDelay: ConnectionDelays["httpRequest"]) => {
       const observer = decoder.observe()
+      const throttle = throttles.forConnection()
       let protocol: ConnectionProtocol = "pending"
       const recordAll = (events: ReadonlyArray<DecoderEvent>) => {
         const time = sessionClock.unsafeNow()
@@ -141,10 +145,12 @@ export const make = (config: SocksProxyConfig) =>
         chunk: (direction: Direction, chunk: Buffer) => {
           recorder.addBytes(direction, chunk.length)
           const events = observer.feed(direction, chunk)
-          if (events.length === 0 && protocol !== "pending") return undefined
-          recordAll(events)
-          if (httpRequestDelay === undefined || !events.some((event) => event.type === "HttpRequestStart")) return undefined
-          return Effect.flatMap(httpRequestDelay, (delay) => hold(recorder, "HTTP request", delay))
+          if (events.length > 0 || protocol === "pending") recordAll(events)
+          const throttled = throttle.take(direction, chunk.length)
+          const delayed = httpRequestDelay !== undefined && events.some((event) => event.type === "HttpRequestStart")
+          if (!delayed) return throttled === undefined ? undefined : Effect.sleep(throttled)
+          const held = Effect.flatMap(httpRequestDelay, (delay) => hold(recorder, "HTTP request", delay))
+          return throttled === undefined ? held : Effect.zipRight(held, Effect.sleep(throttled))
         },
         ended: (direction: Direction) => recordAll(observer.end(direction))
       }

@@ -8,6 +8,8 @@ import type { Settings } from "../domain/Settings.js"
 
 export interface SettingsService {
   readonly get: Effect.Effect<Settings>
+  /** The same, read from socket callbacks on the relay's path (bandwidth limits apply at once). */
+  readonly unsafeCurrent: () => Settings
   /** Applies a (partial) settings document; refused whole with the offending field named. */
   readonly update: (input: unknown) => Effect.Effect<Settings, SettingsError>
 }
