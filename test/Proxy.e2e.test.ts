@@ -192,6 +192,9 @@ describe("MITM end to end", () => {
       expect(received[2]).toEqual(socks5Connect("origin.example", 80))
       const recorded = yield* closedConnection(mitm, 1)
       expect(recorded).toMatchObject({ host: "origin.example", port: 80, upstream: `socks5://127.0.0.1:${upstream.port}` })
+      // The isolation key is the username as sent; the password is never kept.
+      expect(recorded.isolation).toBe(username.toString("latin1"))
+      expect(JSON.stringify(recorded)).not.toContain("nonce-4711")
     }))
 
   it.scopedLive("an unreachable upstream gives the client a SOCKS failure reply within seconds, and MITM says why", () =>

@@ -19,6 +19,7 @@ const connection = (overrides: Partial<Connection> = {}): Connection => ({
   port: 80,
   socksVersion: 5,
   command: "connect",
+  isolation: null,
   upstream: "socks5://127.0.0.1:9050",
   state: "closed",
   protocol: "http",

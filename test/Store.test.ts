@@ -14,7 +14,7 @@ import { Store } from "../src/services/Store.js"
 const storeWith = (maxConnections: number) =>
   InMemoryStore.layer.pipe(Layer.provide(SettingsLive.layer({ ...defaultSettings, maxConnections })))
 
-const init = { client: "127.0.0.1:1", host: "example.com", port: 80, socksVersion: 5 as const, command: "connect", upstream: "direct", openedAt: 0 }
+const init = { client: "127.0.0.1:1", host: "example.com", port: 80, socksVersion: 5 as const, command: "connect", isolation: null, upstream: "direct", openedAt: 0 }
 
 describe("the in-memory store", () => {
   it.effect("ids increase from 1, and beyond maxConnections the oldest closed connections are evicted and counted", () =>
@@ -111,6 +111,7 @@ const connection = (id: number, host: string, port: number, events: Array<[numbe
   port,
   socksVersion: 5,
   command: "connect",
+  isolation: null,
   upstream: "direct",
   state: closedAt === null ? "open" : "closed",
   protocol: "http",

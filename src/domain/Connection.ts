@@ -16,6 +16,11 @@ export interface Connection {
   readonly port: number
   readonly socksVersion: 4 | 5
   readonly command: string
+  /**
+   * The stream-isolation key the browser sent: the SOCKS5 username (Tor Browser puts the
+   * first-party site there) or the SOCKS4 user id; null when none. Passwords are never kept.
+   */
+  readonly isolation: string | null
   /** The upstream this connection went through: `socks5://127.0.0.1:9050` or `direct`. */
   readonly upstream: string
   readonly state: ConnectionState

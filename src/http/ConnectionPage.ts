@@ -42,6 +42,7 @@ export const connectionLive = ({ connection: c, headers, now }: ConnectionView):
 <tr><th>Client</th><td>${c.client}</td></tr>
 <tr><th>SOCKS</th><td>SOCKS${c.socksVersion} ${c.command}</td></tr>
 <tr><th>Upstream</th><td>${c.upstream}</td></tr>
+<tr><th>Isolation</th><td>${c.isolation === null ? html`<span class="muted">none (no SOCKS username)</span>` : c.isolation} <span class="muted">(the SOCKS username Tor isolates streams by; passwords are never kept)</span></td></tr>
 <tr><th>State</th><td>${c.state}${c.closedBy === null ? "" : `, closed by ${c.closedBy} first`}</td></tr>
 <tr><th>Protocol</th><td>${c.protocol}</td></tr>
 <tr><th>Opened</th><td>${seconds(c.openedAt)}${setup === undefined ? "" : html` <span class="muted">(SOCKS setup ${seconds(setup)})</span>`}</td></tr>

@@ -73,13 +73,14 @@ ${servers.map((s) => html`<tr>
 
 const connectionTable = (connections: ReadonlyArray<Connection>) => html`
 <table class="sortable" id="connections"><thead><tr>
-<th data-sort="n" class="n">ID</th><th data-sort="s">Server</th><th data-sort="n" class="n">Port</th><th data-sort="s">State</th><th data-sort="s">Protocol</th><th data-sort="n" class="n">Opened</th><th data-sort="n" class="n">Duration</th><th data-sort="n" class="n">Up</th><th data-sort="n" class="n">Down</th><th>Error</th>
+<th data-sort="n" class="n">ID</th><th data-sort="s">Server</th><th data-sort="n" class="n">Port</th><th data-sort="s">State</th><th data-sort="s">Protocol</th><th data-sort="n" class="n">Opened</th><th data-sort="n" class="n">Duration</th><th data-sort="n" class="n">Up</th><th data-sort="n" class="n">Down</th><th data-sort="s">Isolation</th><th>Error</th>
 </tr></thead><tbody>
 ${connections.map((c) => html`<tr>
 <td class="n" data-value="${c.id}"><a href="/connections/${c.id}">${c.id}</a></td><td>${c.host}</td><td class="n">${c.port}</td>
 <td>${c.state}</td><td>${c.protocol}</td><td class="n" data-value="${c.openedAt}">${seconds(c.openedAt)}</td>
 <td class="n" data-value="${c.closedAt === null ? "" : c.closedAt - c.openedAt}">${c.closedAt === null ? "open" : seconds(c.closedAt - c.openedAt)}</td>
 <td class="n" data-value="${c.bytesUp}">${bytes(c.bytesUp)}</td><td class="n" data-value="${c.bytesDown}">${bytes(c.bytesDown)}</td>
+<td>${c.isolation ?? ""}</td>
 <td class="error">${c.error ?? ""}${c.eventsCut > 0 ? ` (${c.eventsCut} events cut)` : ""}</td></tr>`)}
 </tbody></table>`
 

@@ -46,6 +46,7 @@ export const make: Effect.Effect<StoreService, never, SettingsStore> = Effect.ge
         port: init.port,
         socksVersion: init.socksVersion,
         command: init.command,
+        isolation: init.isolation,
         upstream: init.upstream,
         state: "open",
         protocol: "pending",

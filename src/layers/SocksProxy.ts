@@ -71,6 +71,12 @@ const endWith = (socket: net.Socket, bytes: Uint8Array | undefined): Effect.Effe
     socket.end(bytes ?? Buffer.alloc(0), () => resume(Effect.void))
   }).pipe(Effect.timeout(Duration.seconds(5)), Effect.ignore)
 
+/** What Tor isolates streams by, as text: the SOCKS5 username or SOCKS4 user id (never the password). */
+const isolationKey = (request: SocksRequest): string | null => {
+  const key = request.credentials?.username ?? request.userId
+  return key === undefined || key.length === 0 ? null : Buffer.from(key).toString("latin1")
+}
+
 const isReportHost = (host: string): boolean => host.toLowerCase().replace(/\.$/, "") === reportHost
 
 export interface SocksProxyConfig {
@@ -238,6 +244,7 @@ export const make = (config: SocksProxyConfig) =>
             port: 0,
             socksVersion: 5,
             command: "invalid",
+            isolation: null,
             upstream: "",
             openedAt: sessionClock.unsafeAt(firstByteAt)
           })
@@ -257,6 +264,7 @@ export const make = (config: SocksProxyConfig) =>
           port: request.port,
           socksVersion: request.version,
           command: request.command,
+          isolation: isolationKey(request),
           upstream: route.name,
           openedAt
         })

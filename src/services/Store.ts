@@ -12,6 +12,7 @@ export interface ConnectionInit {
   readonly port: number
   readonly socksVersion: 4 | 5
   readonly command: string
+  readonly isolation: string | null
   readonly upstream: string
   readonly openedAt: number
 }

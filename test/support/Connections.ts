@@ -24,6 +24,7 @@ export const connectionOf = (
     port: 80,
     socksVersion: 5,
     command: "connect",
+    isolation: null,
     upstream: "socks5://127.0.0.1:9050",
     state: close === undefined ? "open" : "closed",
     protocol: "http",
