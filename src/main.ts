@@ -55,7 +55,7 @@ const announce = Effect.gen(function*() {
   )
 })
 
-const main = App.layer({ listen: flags.listen, report: flags.report, settings: flags.settings }).pipe(
+const main = App.layer({ listen: flags.listen, report: flags.report, settings: flags.settings, maxClients: flags.maxClients }).pipe(
   (app) => Layer.effectDiscard(announce).pipe(Layer.provideMerge(app)),
   Layer.launch,
   Effect.tapErrorCause((cause) =>

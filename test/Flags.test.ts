@@ -16,8 +16,11 @@ describe("command-line flags", () => {
     expect(run([])).toEqual({
       listen: { host: "127.0.0.1", port: 9000 },
       report: { host: "127.0.0.1", port: 9001 },
-      settings: defaultSettings
+      settings: defaultSettings,
+      maxClients: 1024
     })
+    expect(run(["--max-clients", "8"]).maxClients).toBe(8)
+    expect(failure(["--max-clients", "0"])).toMatch(/^--max-clients: expected a whole number/)
   })
 
   it("every flag is taken, in both --flag value and --flag=value forms", () => {

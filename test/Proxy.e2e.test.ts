@@ -269,6 +269,22 @@ describe("MITM end to end", () => {
       expect(error?.detail).toMatch(/^HttpParseError: .*line 3/)
     }))
 
+  it.scopedLive("beyond --max-clients a new client gets a SOCKS failure reply, not a hang, and others are served again after", () =>
+    Effect.gen(function*() {
+      const origin = yield* httpOrigin((_request, response) => response.end("ok"))
+      const mitm = yield* startMitm(direct, undefined, 1)
+      const first = yield* socks5Open(mitm.proxy.port, "127.0.0.1", origin.port)
+      expect(first.reply[1]).toBe(0x00)
+      const second = yield* socks5Open(mitm.proxy.port, "127.0.0.1", origin.port)
+      expect(second.reply[1]).toBe(0x01)
+      const refused = yield* closedConnection(mitm, 2)
+      expect(refused.error).toMatch(/too many clients/)
+      first.connection.socket.destroy()
+      yield* closedConnection(mitm, 1)
+      const third = yield* socks5Open(mitm.proxy.port, "127.0.0.1", origin.port)
+      expect(third.reply[1]).toBe(0x00)
+    }))
+
   it.scopedLive("SOCKS4a and SOCKS4 clients are served too", () =>
     Effect.gen(function*() {
       const origin = yield* httpOrigin((_request, response) => response.end("four"))

@@ -25,6 +25,7 @@ export interface Flags {
   readonly listen: ListenFlag
   readonly report: ListenFlag | undefined
   readonly settings: Settings
+  readonly maxClients: number
 }
 
 export type FlagsResult =
@@ -49,7 +50,9 @@ const settingFlags: Record<string, SettingsField> = {
 
 const defaults = {
   listen: { host: "127.0.0.1", port: 9000 },
-  report: { host: "127.0.0.1", port: 9001 }
+  report: { host: "127.0.0.1", port: 9001 },
+  /** Firefox (Tor Browser) allows 900 connections in all; a little more than that. */
+  maxClients: 1024
 }
 
 export const helpText = `Usage: npm start -- [flags]
@@ -65,6 +68,7 @@ MITM, Monitor In The Middle: a measuring SOCKS proxy between a browser and Tor.
   --max-connections N        connections kept; oldest closed ones are evicted  [${defaultSettings.maxConnections}]
   --bandwidth RATE           per connection and direction, e.g. 250KiB/s        [${formatRate(defaultSettings.bandwidth)}]
   --bandwidth-total RATE     shared by all connections, each direction          [${formatRate(defaultSettings.bandwidthTotal)}]
+  --max-clients N            client connections served at once; more get a SOCKS failure reply  [${defaults.maxClients}]
   --help                     this text
 
 A delay SPEC is 0, a fixed duration (250ms, 1.5s), a uniform range (200ms..800ms),
@@ -82,16 +86,24 @@ const listenValue = (flag: string, value: string, allowOff: boolean): Either.Eit
 export const parseFlags = (argv: ReadonlyArray<string>): Either.Either<FlagsResult, FlagError> => {
   let listen: ListenFlag = defaults.listen
   let report: ListenFlag | undefined = defaults.report
+  let maxClients = defaults.maxClients
   const patch: Record<string, unknown> = {}
   for (let index = 0; index < argv.length; index++) {
     const argument = argv[index]
     if (argument === "--help" || argument === "-h") return Either.right({ _tag: "Help", text: helpText })
     const equals = argument.indexOf("=")
     const flag = argument.startsWith("--") && equals > 0 ? argument.slice(0, equals) : argument
-    const known = flag === "--listen" || flag === "--report" || flag in settingFlags
+    const known = flag === "--listen" || flag === "--report" || flag === "--max-clients" || flag in settingFlags
     if (!known) return Either.left(new FlagError(`${argument}: unknown flag; see --help`))
     const value = equals > 0 && argument.startsWith("--") ? argument.slice(equals + 1) : argv[++index]
     if (value === undefined) return Either.left(new FlagError(`${flag}: needs a value (${describeFlag(flag)})`))
+    if (flag === "--max-clients") {
+      if (!/^\d{1,7}$/.test(value) || Number(value) < 1) {
+        return Either.left(new FlagError(`--max-clients: expected a whole number from 1 to 9999999, got ${JSON.stringify(value)}`))
+      }
+      maxClients = Number(value)
+      continue
+    }
     if (flag === "--listen" || flag === "--report") {
       const parsed = listenValue(flag, value, flag === "--report")
       if (Either.isLeft(parsed)) return Either.left(parsed.left)
@@ -109,11 +121,17 @@ export const parseFlags = (argv: ReadonlyArray<string>): Either.Either<FlagsResu
     const flag = Object.keys(settingFlags).find((name) => settingFlags[name] === settings.left.field) ?? settings.left.field
     return Either.left(new FlagError(`${flag}: expected ${accepts[settings.left.field as SettingsField]}, got ${JSON.stringify(patch[settings.left.field])}`))
   }
-  return Either.right({ _tag: "Run", flags: { listen, report, settings: settings.right } })
+  return Either.right({ _tag: "Run", flags: { listen, report, settings: settings.right, maxClients } })
 }
 
 const describeFlag = (flag: string): string =>
-  flag === "--listen" ? "HOST:PORT" : flag === "--report" ? "HOST:PORT or off" : accepts[settingFlags[flag]]
+  flag === "--listen"
+    ? "HOST:PORT"
+    : flag === "--report"
+    ? "HOST:PORT or off"
+    : flag === "--max-clients"
+    ? "a whole number"
+    : accepts[settingFlags[flag]]
 
 /** Loopback addresses are the default; anything else is an open proxy and gets a warning. */
 export const isLoopback = (host: string): boolean =>

@@ -24,6 +24,8 @@ export interface AppConfig {
   /** undefined: no report port (`--report off`); the in-band report still works. */
   readonly report: ListenAddress | undefined
   readonly settings: Settings
+  /** Client connections served at once (default 1024). */
+  readonly maxClients?: number
 }
 
 /** Everything but the upstream, which is one Layer to swap. */
@@ -34,7 +36,7 @@ export const layerWith = <E>(config: AppConfig, upstreamLayer: Layer.Layer<Upstr
   const store = InMemoryStore.layer.pipe(Layer.provide(settings))
   const reporter = StoreReporter.layer.pipe(Layer.provide(Layer.merge(store, clock)))
   const report = NodeReportServer.layer({ listen: config.report, version: "0.1.0" }).pipe(Layer.provide(Layer.merge(reporter, settings)))
-  const proxy = SocksProxy.layer({ listen: config.listen }).pipe(
+  const proxy = SocksProxy.layer({ listen: config.listen, maxClients: config.maxClients ?? 1024 }).pipe(
     Layer.provide(Layer.mergeAll(
       store,
       clock,

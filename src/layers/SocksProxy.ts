@@ -81,6 +81,8 @@ const isReportHost = (host: string): boolean => host.toLowerCase().replace(/\.$/
 
 export interface SocksProxyConfig {
   readonly listen: ListenAddress
+  /** Client connections served at once; more get a SOCKS failure reply, not a hang. */
+  readonly maxClients: number
 }
 
 export const make = (config: SocksProxyConfig) =>
@@ -228,10 +230,17 @@ export const make = (config: SocksProxyConfig) =>
         yield* close(socket, recorder, "closed", null, null)
       })
 
+    let clients = 0
     const serve = (socket: net.Socket, client: string) =>
       Effect.gen(function*() {
         socket.on("error", () => {}) // errors surface where the socket is read; an unheard 'error' would crash Node
-        yield* Effect.addFinalizer(() => Effect.sync(() => socket.destroy()))
+        clients++
+        yield* Effect.addFinalizer(() =>
+          Effect.sync(() => {
+            clients--
+            socket.destroy()
+          })
+        )
         let firstByteAt = 0n
         const result = yield* handshake(socket, (at) => {
           firstByteAt = at
@@ -269,6 +278,13 @@ export const make = (config: SocksProxyConfig) =>
           openedAt
         })
         recorder.record({ time: openedAt, type: "SocksRequestStart", detail: formatTarget(request, request.port) })
+        if (clients > config.maxClients) {
+          return yield* failed(socket, recorder, request, new UpstreamError({
+            reason: "Refused",
+            replyCode: failureCode(request.version, SocksReplyCode.generalFailure),
+            detail: `too many clients: ${config.maxClients} connections are served at once (--max-clients)`
+          }))
+        }
         switch (request.command) {
           case "connect":
             return yield* connect(socket, route, recorder, request, rest)

@@ -73,13 +73,15 @@ export class Mitm extends Context.Tag("test/Mitm")<Mitm, {
 /** A running MITM on ephemeral ports; the upstream follows the settings unless another layer is given. */
 export const startMitm = (
   settings: Partial<Settings> = {},
-  upstream: Layer.Layer<Upstream, never, SettingsStore> = UpstreamFromSettings.layer
+  upstream: Layer.Layer<Upstream, never, SettingsStore> = UpstreamFromSettings.layer,
+  maxClients?: number
 ) =>
   Effect.gen(function*() {
     const context = yield* Layer.build(App.layerWith({
       listen: { host: "127.0.0.1", port: 0 },
       report: { host: "127.0.0.1", port: 0 },
-      settings: { ...defaultSettings, ...settings }
+      settings: { ...defaultSettings, ...settings },
+      maxClients
     }, upstream))
     const reporter = Context.get(context, Reporter)
     return {
