@@ -7,6 +7,7 @@ import * as net from "node:net"
 import { isLoopback, parseFlags } from "./domain/Flags.js"
 import { formatHostPort, formatUpstream, type UpstreamTarget } from "./domain/Settings.js"
 import * as App from "./layers/App.js"
+import * as HarOnExit from "./layers/HarOnExit.js"
 import { Proxy } from "./services/Proxy.js"
 import { ReportServer } from "./services/ReportServer.js"
 
@@ -55,8 +56,11 @@ const announce = Effect.gen(function*() {
   )
 })
 
-const main = App.layer({ listen: flags.listen, report: flags.report, settings: flags.settings, maxClients: flags.maxClients }).pipe(
-  (app) => Layer.effectDiscard(announce).pipe(Layer.provideMerge(app)),
+const app = App.layer({ listen: flags.listen, report: flags.report, settings: flags.settings, maxClients: flags.maxClients })
+
+const main = (flags.harOut === undefined ? Layer.empty : HarOnExit.layer(flags.harOut, App.version)).pipe(
+  Layer.merge(Layer.effectDiscard(announce)),
+  Layer.provideMerge(app),
   Layer.launch,
   Effect.tapErrorCause((cause) =>
     Console.error(`mitm: cannot start: ${Cause.failureOption(cause).pipe(Option.match({

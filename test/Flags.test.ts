@@ -17,7 +17,8 @@ describe("command-line flags", () => {
       listen: { host: "127.0.0.1", port: 9000 },
       report: { host: "127.0.0.1", port: 9001 },
       settings: defaultSettings,
-      maxClients: 1024
+      maxClients: 1024,
+      harOut: undefined
     })
     expect(run(["--max-clients", "8"]).maxClients).toBe(8)
     expect(failure(["--max-clients", "0"])).toMatch(/^--max-clients: expected a whole number/)

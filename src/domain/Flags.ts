@@ -26,6 +26,8 @@ export interface Flags {
   readonly report: ListenFlag | undefined
   readonly settings: Settings
   readonly maxClients: number
+  /** Where to write the HAR when MITM exits; undefined: nowhere. */
+  readonly harOut: string | undefined
 }
 
 export type FlagsResult =
@@ -69,6 +71,7 @@ MITM, Monitor In The Middle: a measuring SOCKS proxy between a browser and Tor.
   --bandwidth RATE           per connection and direction, e.g. 250KiB/s        [${formatRate(defaultSettings.bandwidth)}]
   --bandwidth-total RATE     shared by all connections, each direction          [${formatRate(defaultSettings.bandwidthTotal)}]
   --max-clients N            client connections served at once; more get a SOCKS failure reply  [${defaults.maxClients}]
+  --har-out FILE             write the measurements as HAR to FILE on exit (atomically)
   --help                     this text
 
 A delay SPEC is 0, a fixed duration (250ms, 1.5s), a uniform range (200ms..800ms),
@@ -87,16 +90,22 @@ export const parseFlags = (argv: ReadonlyArray<string>): Either.Either<FlagsResu
   let listen: ListenFlag = defaults.listen
   let report: ListenFlag | undefined = defaults.report
   let maxClients = defaults.maxClients
+  let harOut: string | undefined
   const patch: Record<string, unknown> = {}
   for (let index = 0; index < argv.length; index++) {
     const argument = argv[index]
     if (argument === "--help" || argument === "-h") return Either.right({ _tag: "Help", text: helpText })
     const equals = argument.indexOf("=")
     const flag = argument.startsWith("--") && equals > 0 ? argument.slice(0, equals) : argument
-    const known = flag === "--listen" || flag === "--report" || flag === "--max-clients" || flag in settingFlags
+    const known = flag === "--listen" || flag === "--report" || flag === "--max-clients" || flag === "--har-out" || flag in settingFlags
     if (!known) return Either.left(new FlagError(`${argument}: unknown flag; see --help`))
     const value = equals > 0 && argument.startsWith("--") ? argument.slice(equals + 1) : argv[++index]
     if (value === undefined) return Either.left(new FlagError(`${flag}: needs a value (${describeFlag(flag)})`))
+    if (flag === "--har-out") {
+      if (value.trim() === "") return Either.left(new FlagError(`--har-out: expected a file path`))
+      harOut = value
+      continue
+    }
     if (flag === "--max-clients") {
       if (!/^\d{1,7}$/.test(value) || Number(value) < 1) {
         return Either.left(new FlagError(`--max-clients: expected a whole number from 1 to 9999999, got ${JSON.stringify(value)}`))
@@ -121,7 +130,7 @@ export const parseFlags = (argv: ReadonlyArray<string>): Either.Either<FlagsResu
     const flag = Object.keys(settingFlags).find((name) => settingFlags[name] === settings.left.field) ?? settings.left.field
     return Either.left(new FlagError(`${flag}: expected ${accepts[settings.left.field as SettingsField]}, got ${JSON.stringify(patch[settings.left.field])}`))
   }
-  return Either.right({ _tag: "Run", flags: { listen, report, settings: settings.right, maxClients } })
+  return Either.right({ _tag: "Run", flags: { listen, report, settings: settings.right, maxClients, harOut } })
 }
 
 const describeFlag = (flag: string): string =>
@@ -131,6 +140,8 @@ const describeFlag = (flag: string): string =>
     ? "HOST:PORT or off"
     : flag === "--max-clients"
     ? "a whole number"
+    : flag === "--har-out"
+    ? "a file path"
     : accepts[settingFlags[flag]]
 
 /** Loopback addresses are the default; anything else is an open proxy and gets a warning. */

@@ -19,6 +19,9 @@ import * as StoreReporter from "./StoreReporter.js"
 import * as TokenBucketThrottle from "./TokenBucketThrottle.js"
 import * as UpstreamFromSettings from "./UpstreamFromSettings.js"
 
+/** MITM's version, as the HAR's creator says it. */
+export const version = "0.1.0"
+
 export interface AppConfig {
   readonly listen: ListenAddress
   /** undefined: no report port (`--report off`); the in-band report still works. */
@@ -35,7 +38,7 @@ export const layerWith = <E>(config: AppConfig, upstreamLayer: Layer.Layer<Upstr
   const upstream = upstreamLayer.pipe(Layer.provide(settings))
   const store = InMemoryStore.layer.pipe(Layer.provide(settings))
   const reporter = StoreReporter.layer.pipe(Layer.provide(Layer.merge(store, clock)))
-  const report = NodeReportServer.layer({ listen: config.report, version: "0.1.0" }).pipe(Layer.provide(Layer.merge(reporter, settings)))
+  const report = NodeReportServer.layer({ listen: config.report, version }).pipe(Layer.provide(Layer.merge(reporter, settings)))
   const proxy = SocksProxy.layer({ listen: config.listen, maxClients: config.maxClients ?? 1024 }).pipe(
     Layer.provide(Layer.mergeAll(
       store,
