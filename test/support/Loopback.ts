@@ -46,8 +46,10 @@ export const tcpServer = (onSocket: (socket: net.Socket) => void, options: net.S
       socket.on("error", () => {})
       onSocket(socket)
     })
+    const address = yield* listen(server)
+    // Registered after listen, so it runs first: close waits for open sockets to go.
     yield* Effect.addFinalizer(() => Effect.sync(() => sockets.forEach((socket) => socket.destroy())))
-    return yield* listen(server)
+    return address
   })
 
 /** An HTTP origin on 127.0.0.1:0 (or another loopback address). */
