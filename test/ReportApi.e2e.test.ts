@@ -148,6 +148,28 @@ describe("the report's JSON API", () => {
       expect(after.openedAt).toBe(0)
     }))
 
+  it.scopedLive("the settings form works with the page's token, and only from the report's own origin", () =>
+    Effect.gen(function*() {
+      const mitm = yield* startMitm({ upstream: { _tag: "Direct" } })
+      const port = mitm.report.port
+      const host = { host: `127.0.0.1:${port}` }
+      const page = yield* request(port, "GET", "/settings", { headers: host })
+      expect(page.headers["content-security-policy"]).toMatch(/script-src 'nonce-[^']+'/)
+      expect(page.headers["x-content-type-options"]).toBe("nosniff")
+      const token = /name="token" value="([^"]+)"/.exec(page.body)![1]
+      const form = { ...host, "content-type": "application/x-www-form-urlencoded" }
+      const saved = yield* request(port, "POST", "/settings", { headers: { ...form, origin: `http://127.0.0.1:${port}` }, body: `token=${token}&headers=all&httpDelay=250ms` })
+      expect(saved.status).toBe(303)
+      expect(saved.headers.location).toBe("/settings?notice=saved")
+      const settings = JSON.parse((yield* request(port, "GET", "/api/settings", { headers: host })).body)
+      expect(settings).toMatchObject({ headers: "all", httpDelay: "250ms" })
+      const invalid = yield* request(port, "POST", "/settings", { headers: form, body: `token=${token}&maxConnections=0` })
+      expect(invalid.status).toBe(400)
+      expect(invalid.body).toMatch(/id="error-maxConnections">maxConnections: expected a whole number/)
+      const crossSite = yield* request(port, "POST", "/settings", { headers: { ...form, origin: "http://evil.example" }, body: `token=${token}&headers=first` })
+      expect(crossSite.status).toBe(403)
+    }))
+
   it.scopedLive("a foreign Host (DNS rebinding), a cross-origin Origin, or a non-JSON state change is refused", () =>
     Effect.gen(function*() {
       const mitm = yield* startMitm({ upstream: { _tag: "Direct" } })
@@ -164,6 +186,21 @@ describe("the report's JSON API", () => {
         body: JSON.stringify({ headers: "all" })
       })
       expect(form.status).toBe(415)
+      const formWithoutToken = yield* request(port, "POST", "/settings", {
+        headers: { host: `127.0.0.1:${port}`, "content-type": "application/x-www-form-urlencoded" },
+        body: "headers=all"
+      })
+      expect(formWithoutToken.status).toBe(403)
+      const resetWithWrongToken = yield* request(port, "POST", "/reset", {
+        headers: { host: `127.0.0.1:${port}`, "content-type": "application/x-www-form-urlencoded" },
+        body: "token=guess"
+      })
+      expect(resetWithWrongToken.status).toBe(403)
+      const formToTheApi = yield* request(port, "POST", "/api/reset", {
+        headers: { host: `127.0.0.1:${port}`, "content-type": "application/x-www-form-urlencoded" },
+        body: "x=1"
+      })
+      expect(formToTheApi.status).toBe(415)
       const getReset = yield* request(port, "GET", "/api/reset", { headers: { host: `127.0.0.1:${port}` } })
       expect(getReset.status).toBe(404)
       const settings = JSON.parse((yield* request(port, "GET", "/api/settings", { headers: { host: `localhost:${port}` } })).body)

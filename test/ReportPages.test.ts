@@ -76,6 +76,7 @@ describe("the connection page", () => {
       connection: connection({
         host: hostile,
         error: hostile,
+        isolation: hostile,
         events: [{ time: 1, type: "HttpRequestStart", detail: `GET /${hostile} HTTP/1.1`, headers: [`X-Evil: ${hostile}`] }]
       }),
       headers: "all",
