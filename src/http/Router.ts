@@ -12,6 +12,7 @@ import { guard, type Origins } from "./Guard.js"
 import { toHar } from "./Har.js"
 import { html } from "./Html.js"
 import { fragment, page } from "./Layout.js"
+import { processStats } from "./ProcessStats.js"
 import { parseFilter, reportBody, reportLive } from "./ReportPage.js"
 import { jsonError, securityHeaders } from "./Responses.js"
 import { formTokenMatches, settingsBody, settingsDocumentFromForm, type SettingsView } from "./SettingsPage.js"
@@ -153,7 +154,9 @@ export const makeRouter = (config: ReportAppConfig) =>
     HttpRouter.get(
       "/api/status",
       Effect.flatMap(Reporter, (reporter) =>
-        Effect.all({ version: reporter.version, now: reporter.now, counts: reporter.counts }).pipe(Effect.map((status) => json(status))))
+        Effect.all({ version: reporter.version, now: reporter.now, counts: reporter.counts, process: Effect.sync(processStats) }).pipe(
+          Effect.map((status) => json(status))
+        ))
     ),
     HttpRouter.get(
       "/api/connections",
