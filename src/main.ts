@@ -44,7 +44,11 @@ const announce = Effect.gen(function*() {
   const report = yield* ReportServer
   for (const host of [flags.listen.host, flags.report?.host]) {
     if (host !== undefined && !isLoopback(host)) {
-      yield* Console.warn(`mitm: WARNING: listening on ${host}, beyond loopback: anyone who can reach it can use this proxy`)
+      yield* Console.warn(
+        flags.allowRemoteClients
+          ? `mitm: WARNING: listening on ${host} beyond loopback, and --allow-remote-clients is set: anyone who can reach it can use this proxy and read the report`
+          : `mitm: WARNING: listening on ${host} beyond loopback; clients from other machines are still refused (--allow-remote-clients serves them)`
+      )
     }
   }
   yield* Console.log(`mitm: SOCKS proxy listening on ${formatHostPort(proxy.address.host, proxy.address.port)}`)
@@ -56,7 +60,7 @@ const announce = Effect.gen(function*() {
   )
 })
 
-const app = App.layer({ listen: flags.listen, report: flags.report, settings: flags.settings, maxClients: flags.maxClients })
+const app = App.layer({ listen: flags.listen, report: flags.report, settings: flags.settings, maxClients: flags.maxClients, allowRemoteClients: flags.allowRemoteClients })
 
 const main = (flags.harOut === undefined ? Layer.empty : HarOnExit.layer(flags.harOut, App.version)).pipe(
   Layer.merge(Layer.effectDiscard(announce)),

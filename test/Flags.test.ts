@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Either } from "effect"
-import { parseFlags } from "../src/domain/Flags.js"
+import { isLoopback, parseFlags } from "../src/domain/Flags.js"
 import { defaultSettings } from "../src/domain/Settings.js"
 
 const run = (argv: Array<string>) => {
@@ -18,8 +18,12 @@ describe("command-line flags", () => {
       report: { host: "127.0.0.1", port: 9001 },
       settings: defaultSettings,
       maxClients: 1024,
-      harOut: undefined
+      harOut: undefined,
+      allowRemoteClients: false
     })
+    expect(run(["--allow-remote-clients"]).allowRemoteClients).toBe(true)
+    expect(isLoopback("127.0.0.1") && isLoopback("::1") && isLoopback("::ffff:127.0.0.1")).toBe(true)
+    expect(isLoopback("192.168.1.2") || isLoopback("::ffff:10.0.0.1") || isLoopback("0.0.0.0")).toBe(false)
     expect(run(["--max-clients", "8"]).maxClients).toBe(8)
     expect(failure(["--max-clients", "0"])).toMatch(/^--max-clients: expected a whole number/)
   })

@@ -28,6 +28,8 @@ export interface Flags {
   readonly maxClients: number
   /** Where to write the HAR when MITM exits; undefined: nowhere. */
   readonly harOut: string | undefined
+  /** Serve clients from beyond loopback (only with a non-loopback --listen/--report). */
+  readonly allowRemoteClients: boolean
 }
 
 export type FlagsResult =
@@ -72,6 +74,8 @@ MITM, Monitor In The Middle: a measuring SOCKS proxy between a browser and Tor.
   --bandwidth-total RATE     shared by all connections, each direction          [${formatRate(defaultSettings.bandwidthTotal)}]
   --max-clients N            client connections served at once; more get a SOCKS failure reply  [${defaults.maxClients}]
   --har-out FILE             write the measurements as HAR to FILE on exit (atomically)
+  --allow-remote-clients     serve clients that are not on this machine (otherwise refused,
+                             even when listening beyond loopback)
   --help                     this text
 
 A delay SPEC is 0, a fixed duration (250ms, 1.5s), a uniform range (200ms..800ms),
@@ -91,10 +95,15 @@ export const parseFlags = (argv: ReadonlyArray<string>): Either.Either<FlagsResu
   let report: ListenFlag | undefined = defaults.report
   let maxClients = defaults.maxClients
   let harOut: string | undefined
+  let allowRemoteClients = false
   const patch: Record<string, unknown> = {}
   for (let index = 0; index < argv.length; index++) {
     const argument = argv[index]
     if (argument === "--help" || argument === "-h") return Either.right({ _tag: "Help", text: helpText })
+    if (argument === "--allow-remote-clients") {
+      allowRemoteClients = true
+      continue
+    }
     const equals = argument.indexOf("=")
     const flag = argument.startsWith("--") && equals > 0 ? argument.slice(0, equals) : argument
     const known = flag === "--listen" || flag === "--report" || flag === "--max-clients" || flag === "--har-out" || flag in settingFlags
@@ -130,7 +139,7 @@ export const parseFlags = (argv: ReadonlyArray<string>): Either.Either<FlagsResu
     const flag = Object.keys(settingFlags).find((name) => settingFlags[name] === settings.left.field) ?? settings.left.field
     return Either.left(new FlagError(`${flag}: expected ${accepts[settings.left.field as SettingsField]}, got ${JSON.stringify(patch[settings.left.field])}`))
   }
-  return Either.right({ _tag: "Run", flags: { listen, report, settings: settings.right, maxClients, harOut } })
+  return Either.right({ _tag: "Run", flags: { listen, report, settings: settings.right, maxClients, harOut, allowRemoteClients } })
 }
 
 const describeFlag = (flag: string): string =>
@@ -146,4 +155,4 @@ const describeFlag = (flag: string): string =>
 
 /** Loopback addresses are the default; anything else is an open proxy and gets a warning. */
 export const isLoopback = (host: string): boolean =>
-  host === "localhost" || host === "::1" || host.startsWith("127.")
+  host === "localhost" || host === "::1" || host.startsWith("127.") || host.startsWith("::ffff:127.")

@@ -1,8 +1,9 @@
 /**
- * The measurements as an HTTP Archive (HAR 1.2): one entry per HTTP exchange,
- * timed at the SOCKS proxy. `connect` is the SOCKS setup (Tor's stream setup)
- * for a connection's first request; `blocked` is MITM's injected delay.
+ * The measurements as an HTTP Archive (HAR 1.2): one entry per HTTP exchange, timed at
+ * the SOCKS proxy. `connect` is the SOCKS setup (Tor's stream setup, with any SOCKS delay
+ * MITM injected) for a connection's first request; `blocked` is MITM's injected HTTP delay.
  */
+import { isIP } from "node:net"
 import type { Connection } from "../domain/Connection.js"
 import type { ConnectionEvent } from "../domain/Event.js"
 
@@ -12,63 +13,85 @@ export interface HarOptions {
   readonly creatorVersion: string
 }
 
-export interface HarHeader {
+export interface HarNameValue {
   readonly name: string
   readonly value: string
+}
+
+export interface HarCookie extends HarNameValue {
+  readonly path?: string
+  readonly domain?: string
+  readonly expires?: string
+  readonly httpOnly?: boolean
+  readonly secure?: boolean
+}
+
+/** Milliseconds; -1 where a phase does not apply (HAR allows that for blocked, dns, connect, ssl). */
+export interface HarTimings {
+  readonly blocked: number
+  readonly dns: number
+  readonly connect: number
+  readonly send: number
+  readonly wait: number
+  readonly receive: number
+  readonly ssl: number
+}
+
+export interface HarRequest {
+  readonly method: string
+  readonly url: string
+  readonly httpVersion: string
+  readonly cookies: ReadonlyArray<HarCookie>
+  readonly headers: ReadonlyArray<HarNameValue>
+  readonly queryString: ReadonlyArray<HarNameValue>
+  readonly headersSize: number
+  readonly bodySize: number
+}
+
+export interface HarResponse {
+  readonly status: number
+  readonly statusText: string
+  readonly httpVersion: string
+  readonly cookies: ReadonlyArray<HarCookie>
+  readonly headers: ReadonlyArray<HarNameValue>
+  readonly content: { readonly size: number; readonly mimeType: string; readonly comment?: string }
+  readonly redirectURL: string
+  readonly headersSize: number
+  readonly bodySize: number
+  readonly comment?: string
+  /** Why no response came, as Chrome's exports say it; only once the connection is over. */
+  readonly _error?: string
 }
 
 export interface HarEntry {
   readonly pageref: string
   readonly startedDateTime: string
   readonly time: number
-  readonly request: {
-    readonly method: string
-    readonly url: string
-    readonly httpVersion: string
-    readonly cookies: ReadonlyArray<{ name: string; value: string }>
-    readonly headers: ReadonlyArray<HarHeader>
-    readonly queryString: ReadonlyArray<{ name: string; value: string }>
-    readonly headersSize: number
-    readonly bodySize: number
-  }
-  readonly response: {
-    readonly status: number
-    readonly statusText: string
-    readonly httpVersion: string
-    readonly cookies: ReadonlyArray<{ name: string; value: string }>
-    readonly headers: ReadonlyArray<HarHeader>
-    readonly content: { readonly size: number; readonly mimeType: string }
-    readonly redirectURL: string
-    readonly headersSize: number
-    readonly bodySize: number
-    readonly comment?: string
-  }
+  readonly request: HarRequest
+  readonly response: HarResponse
   readonly cache: Record<string, never>
-  readonly timings: {
-    readonly blocked: number
-    readonly dns: number
-    readonly connect: number
-    readonly send: number
-    readonly wait: number
-    readonly receive: number
-    readonly ssl: number
-  }
+  readonly timings: HarTimings
   readonly serverIPAddress?: string
   readonly connection: string
   readonly comment?: string
+  /** The target as the browser asked MITM for it, `host:port`. */
+  readonly _socksHost: string
   readonly _upstream: string
+  readonly _protocol: Connection["protocol"]
+}
+
+export interface HarPage {
+  readonly id: string
+  readonly title: string
+  readonly startedDateTime: string
+  readonly pageTimings: { readonly onContentLoad: number; readonly onLoad: number }
 }
 
 export interface HarDocument {
   readonly log: {
     readonly version: "1.2"
     readonly creator: { readonly name: string; readonly version: string }
-    readonly pages: ReadonlyArray<{
-      readonly id: string
-      readonly title: string
-      readonly startedDateTime: string
-      readonly pageTimings: { readonly onContentLoad: number; readonly onLoad: number }
-    }>
+    readonly pages: ReadonlyArray<HarPage>
     readonly entries: ReadonlyArray<HarEntry>
     readonly comment: string
   }
@@ -76,126 +99,288 @@ export interface HarDocument {
 
 const pageId = "mitm"
 
-const ms = (seconds: number) => Math.round(seconds * 1e6) / 1e3
+const logComment = "Times are measured at MITM, the SOCKS proxy between the browser and Tor, so every phase " +
+  "includes the trip through Tor. connect is the SOCKS setup (Tor's circuit and stream setup, plus any SOCKS " +
+  "delay MITM injected) and counts for the first request on a connection only; blocked is the HTTP delay MITM " +
+  "injected; dns is -1 because host names go to Tor unresolved. An entry starts its connect time before its " +
+  "request, so that its phases end when the response did. Bodies are not kept; sizes are body bytes without chunk framing."
 
-const headersOf = (lines: ReadonlyArray<string> | undefined): Array<HarHeader> =>
-  (lines ?? []).map((line) => {
+/** Seconds to milliseconds, at most 3 decimals, never -0. */
+const ms = (seconds: number): number => Math.round(seconds * 1e6) / 1e3 + 0
+
+const isoAt = (options: HarOptions, seconds: number): string =>
+  new Date(Math.round(options.sessionStartMillis + seconds * 1000)).toISOString()
+
+/** Header lines as received; an obsolete folded line continues the previous value. */
+const headersOf = (lines: ReadonlyArray<string> | undefined): Array<HarNameValue> => {
+  const headers: Array<{ name: string; value: string }> = []
+  for (const line of lines ?? []) {
+    const previous = headers[headers.length - 1]
+    if (/^[ \t]/.test(line) && previous !== undefined) {
+      previous.value = `${previous.value} ${line.trim()}`
+      continue
+    }
     const colon = line.indexOf(":")
-    return colon < 0 ? { name: line, value: "" } : { name: line.slice(0, colon).trim(), value: line.slice(colon + 1).trim() }
-  })
+    headers.push(colon < 0 ? { name: line.trim(), value: "" } : { name: line.slice(0, colon).trim(), value: line.slice(colon + 1).trim() })
+  }
+  return headers
+}
 
-const header = (headers: ReadonlyArray<HarHeader>, name: string): string | undefined =>
-  headers.find((h) => h.name.toLowerCase() === name)?.value
+const valuesOf = (headers: ReadonlyArray<HarNameValue>, name: string): Array<string> =>
+  headers.filter((h) => h.name.toLowerCase() === name).map((h) => h.value)
 
-/** Bytes of the start line, header lines and their CRLFs, and the blank line. */
+const headerValue = (headers: ReadonlyArray<HarNameValue>, name: string): string | undefined => valuesOf(headers, name)[0]
+
+/** Bytes of the start line, the header lines, their CRLFs and the blank line (captured as latin1). */
 const headersSize = (startLine: string, lines: ReadonlyArray<string> | undefined): number =>
   (lines ?? []).reduce((size, line) => size + Buffer.byteLength(line, "latin1") + 2, Buffer.byteLength(startLine, "latin1") + 4)
 
+/** The body size in a `HttpRequestEnd` / `HttpResponseEnd` detail (`"123 bytes"`), -1 when unknown. */
 const bodyBytes = (event: ConnectionEvent | undefined): number => {
   const match = event === undefined ? null : /^(\d+) bytes/.exec(event.detail)
   return match === null ? -1 : Number(match[1])
 }
 
-const cookiesOf = (value: string | undefined) =>
-  value === undefined
-    ? []
-    : value.split(";").map((pair) => pair.trim()).filter((pair) => pair !== "").map((pair) => {
-      const equals = pair.indexOf("=")
-      return equals < 0 ? { name: pair, value: "" } : { name: pair.slice(0, equals), value: pair.slice(equals + 1) }
-    })
+const splitPair = (pair: string, separator: string): HarNameValue => {
+  const at = pair.indexOf(separator)
+  return at < 0 ? { name: pair, value: "" } : { name: pair.slice(0, at), value: pair.slice(at + 1) }
+}
 
-const urlOf = (connection: Connection, target: string, host: string | undefined): string => {
+const requestCookies = (headers: ReadonlyArray<HarNameValue>): Array<HarCookie> =>
+  valuesOf(headers, "cookie")
+    .flatMap((value) => value.split(";"))
+    .map((pair) => pair.trim())
+    .filter((pair) => pair !== "")
+    .map((pair) => splitPair(pair, "="))
+
+/** One cookie per `Set-Cookie`; `Max-Age` counts from when the response arrived. */
+const responseCookies = (headers: ReadonlyArray<HarNameValue>, receivedMillis: number): Array<HarCookie> =>
+  valuesOf(headers, "set-cookie").map((value) => {
+    const [first = "", ...attributes] = value.split(";")
+    const cookie: { -readonly [K in keyof HarCookie]: HarCookie[K] } = splitPair(first.trim(), "=")
+    let maxAge: number | undefined
+    for (const attribute of attributes) {
+      const { name, value: attributeValue } = splitPair(attribute.trim(), "=")
+      const key = name.toLowerCase()
+      if (key === "path") cookie.path = attributeValue
+      else if (key === "domain") cookie.domain = attributeValue
+      else if (key === "httponly") cookie.httpOnly = true
+      else if (key === "secure") cookie.secure = true
+      else if (key === "max-age" && /^-?\d+$/.test(attributeValue)) maxAge = Number(attributeValue)
+      else if (key === "expires") {
+        const date = Date.parse(attributeValue)
+        if (!Number.isNaN(date)) cookie.expires = new Date(date).toISOString()
+      }
+    }
+    if (maxAge !== undefined) {
+      const date = new Date(receivedMillis + maxAge * 1000)
+      if (!Number.isNaN(date.getTime())) cookie.expires = date.toISOString()
+    }
+    return cookie
+  })
+
+/** `host:port` with an IPv6 literal in brackets. */
+const authorityOf = (host: string, port: number | undefined): string => {
+  const name = isIP(host) === 6 ? `[${host}]` : host
+  return port === undefined ? name : `${name}:${port}`
+}
+
+/** Absolute-form targets as they are; otherwise `http://` + Host (or the SOCKS target) + target. */
+const urlOf = (connection: Connection, method: string, target: string, host: string | undefined): string => {
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(target)) return target
-  const authority = host ?? (connection.port === 80 ? connection.host : `${connection.host}:${connection.port}`)
+  if (method === "CONNECT") return `http://${target}`
+  const authority = host ?? authorityOf(connection.host, connection.port === 80 ? undefined : connection.port)
   return `http://${authority}${target.startsWith("/") ? target : `/${target}`}`
 }
 
-const queryOf = (url: string) => {
-  try {
-    return Array.from(new URL(url).searchParams, ([name, value]) => ({ name, value }))
-  } catch {
-    return []
-  }
+/** The query of a URL, decoded as a browser would; never throws on what was captured. */
+const queryOf = (url: string): Array<HarNameValue> => {
+  const question = url.indexOf("?")
+  if (question < 0) return []
+  const hash = url.indexOf("#", question)
+  const query = url.slice(question + 1, hash < 0 ? undefined : hash)
+  return Array.from(new URLSearchParams(query), ([name, value]) => ({ name, value }))
 }
 
-/** The delays (DelayStart → DelayEnd) on a connection, by what they held. */
-const delaysOf = (events: ReadonlyArray<ConnectionEvent>) => {
-  const delays: Array<{ readonly what: string; readonly start: number; readonly end: number }> = []
-  let open: ConnectionEvent | undefined
+/** A request line `METHOD target HTTP/x.y`, tolerating a missing version. */
+const requestLineOf = (line: string) => {
+  const parts = line.split(" ")
+  const version = parts.length > 2 && parts[parts.length - 1].startsWith("HTTP/") ? parts.pop()! : ""
+  return { method: parts[0] ?? "", target: parts.slice(1).join(" "), version }
+}
+
+const statusLineOf = (line: string) => {
+  const match = /^(\S+) +(\d{3})(?: (.*))?$/.exec(line)
+  return match === null
+    ? { version: "", status: 0, reason: "" }
+    : { version: match[1], status: Number(match[2]), reason: match[3] ?? "" }
+}
+
+interface Held {
+  readonly start: number
+  end: number | undefined
+}
+
+/** A request on a connection, with what answered it, matched in order. */
+interface Exchange {
+  readonly request: ConnectionEvent
+  requestEnd?: ConnectionEvent
+  response?: ConnectionEvent
+  responseEnd?: ConnectionEvent
+  held?: Held
+}
+
+/** The decoder's events of a connection, gathered into exchanges and the SOCKS setup. */
+const exchangesOf = (events: ReadonlyArray<ConnectionEvent>) => {
+  const exchanges: Array<Exchange> = []
+  let requestEnds = 0
+  let responses = 0
+  let responseEnds = 0
+  let socksStart: number | undefined
+  let socksEnd: number | undefined
+  let socksDelay: Held | undefined
+  let open: Held | undefined
+  let decodeError: string | undefined
+  // Requests that started in the chunk just recorded: an HTTP delay holds that chunk, and is
+  // recorded right after its events.
+  let chunk: Array<Exchange> = []
   for (const event of events) {
-    if (event.type === "DelayStart") open = event
-    else if (event.type === "DelayEnd" && open !== undefined) {
-      delays.push({ what: open.detail.startsWith("SOCKS") ? "socks" : "http", start: open.time, end: event.time })
-      open = undefined
+    switch (event.type) {
+      case "HttpRequestStart": {
+        const exchange: Exchange = { request: event }
+        exchanges.push(exchange)
+        chunk.push(exchange)
+        continue
+      }
+      case "HttpRequestEnd":
+        if (requestEnds < exchanges.length) exchanges[requestEnds++].requestEnd = event
+        continue
+      case "HttpResponseStart":
+        if (responses < exchanges.length) exchanges[responses++].response = event
+        break
+      case "HttpResponseEnd":
+        if (responseEnds < responses) exchanges[responseEnds++].responseEnd = event
+        break
+      case "SocksRequestStart":
+        socksStart ??= event.time
+        break
+      case "SocksResponseEnd":
+        socksEnd ??= event.time
+        break
+      case "DelayStart":
+        open = { start: event.time, end: undefined }
+        if (event.detail.startsWith("SOCKS")) socksDelay = open
+        else for (const exchange of chunk) exchange.held = open
+        break
+      case "DelayEnd":
+        if (open !== undefined) open.end = event.time
+        open = undefined
+        break
+      case "DecodeError":
+        decodeError ??= event.detail
+        continue
     }
+    chunk = []
   }
-  return delays
+  return { exchanges, socksStart, socksEnd, socksDelay, decodeError }
 }
 
-const entriesOf = (connection: Connection, options: HarOptions): Array<HarEntry> => {
-  const events = connection.events
-  const requests = events.filter((e) => e.type === "HttpRequestStart")
-  if (requests.length === 0) return []
-  const requestEnds = events.filter((e) => e.type === "HttpRequestEnd")
-  const responses = events.filter((e) => e.type === "HttpResponseStart")
-  const responseEnds = events.filter((e) => e.type === "HttpResponseEnd")
-  const socksReply = events.find((e) => e.type === "SocksResponseEnd")
-  const delays = delaysOf(events)
-  const socksDelay = delays.find((d) => d.what === "socks")
-  return requests.map((request, index): HarEntry => {
-    const [method = "", target = "", version = "HTTP/1.1"] = request.detail.split(" ")
+interface Dated {
+  readonly start: number
+  readonly connectionId: number
+  readonly entry: HarEntry
+}
+
+const entriesOf = (connection: Connection, options: HarOptions): Array<Dated> => {
+  const { decodeError, exchanges, socksDelay, socksEnd, socksStart = connection.openedAt } = exchangesOf(connection.events)
+  const lastTime = connection.closedAt ?? connection.events[connection.events.length - 1]?.time ?? connection.openedAt
+  return exchanges.map(({ held, request, requestEnd, response, responseEnd }, index): Dated => {
+    const { method, target, version } = requestLineOf(request.detail)
     const requestHeaders = headersOf(request.headers)
-    const url = urlOf(connection, target, header(requestHeaders, "host"))
-    const requestEnd = requestEnds[index]
-    const response = responses[index]
-    const responseEnd = responseEnds[index]
-    const held = delays.find((d) => d.what === "http" && d.start >= request.time && (requestEnd === undefined || d.start <= requestEnd.time))
-    const blocked = held === undefined ? -1 : ms(held.end - held.start)
-    const connect = index === 0 && socksReply !== undefined ? ms(socksReply.time - connection.openedAt) : -1
-    const sent = requestEnd === undefined ? 0 : ms(requestEnd.time - request.time)
-    const send = Math.max(0, sent - Math.max(blocked, 0))
-    const wait = response === undefined ? -1 : ms(Math.max(0, response.time - (requestEnd ?? request).time))
-    const receive = response === undefined || responseEnd === undefined ? -1 : ms(responseEnd.time - response.time)
+    const url = urlOf(connection, method, target, headerValue(requestHeaders, "host"))
     const responseHeaders = headersOf(response?.headers)
-    const [responseVersion = "", status = "0", ...reason] = (response?.detail ?? "").split(" ")
+    const status = statusLineOf(response?.detail ?? "")
+
+    // A delay still holding the request when measurements stop lasts until then.
+    const heldUntil = held === undefined ? undefined : held.end ?? lastTime
+    const blockedSeconds = held === undefined ? 0 : heldUntil! - held.start
+    const sentAt = Math.max(requestEnd?.time ?? request.time, heldUntil ?? request.time)
+    const connectSeconds = index === 0 && socksEnd !== undefined ? socksEnd - socksStart : undefined
+    const timings: HarTimings = {
+      blocked: held === undefined ? -1 : ms(blockedSeconds),
+      dns: -1,
+      connect: connectSeconds === undefined ? -1 : ms(connectSeconds),
+      ssl: -1,
+      send: requestEnd === undefined ? 0 : ms(Math.max(0, requestEnd.time - request.time - blockedSeconds)),
+      wait: response === undefined ? 0 : ms(Math.max(0, response.time - sentAt)),
+      receive: response === undefined || responseEnd === undefined ? 0 : ms(Math.max(0, responseEnd.time - response.time))
+    }
+    const time = ms(
+      [timings.blocked, timings.connect, timings.send, timings.wait, timings.receive]
+        .reduce((sum, t) => sum + Math.max(t, 0), 0) / 1000
+    )
+    // Starting connect before the request puts send, wait and receive where they happened.
+    const start = request.time - (connectSeconds ?? 0)
+
+    const missing = response !== undefined
+      ? undefined
+      : decodeError !== undefined
+      ? `the response was not decoded (${decodeError})`
+      : connection.state === "open"
+      ? "no response yet"
+      : connection.error ?? `the connection was closed by ${connection.closedBy ?? "MITM"} before a response`
     const size = bodyBytes(responseEnd)
-    const timings = { blocked, dns: -1, connect, send, wait, receive, ssl: -1 }
-    const started = index === 0 ? connection.openedAt : request.time
-    return {
+    const encoding = headerValue(responseHeaders, "content-encoding")
+    const notes = [
+      ...(index === 0 && socksDelay !== undefined
+        ? [`connect includes ${ms((socksDelay.end ?? lastTime) - socksDelay.start)} ms of SOCKS delay injected by MITM`]
+        : []),
+      ...(held !== undefined ? [`blocked is the HTTP delay injected by MITM`] : [])
+    ]
+
+    const entry: HarEntry = {
       pageref: pageId,
-      startedDateTime: new Date(options.sessionStartMillis + started * 1000).toISOString(),
-      time: Math.round([blocked, connect, send, wait, receive].reduce((sum, t) => sum + Math.max(t, 0), 0) * 1000) / 1000,
+      startedDateTime: isoAt(options, start),
+      time,
       request: {
         method,
         url,
         httpVersion: version,
-        cookies: cookiesOf(header(requestHeaders, "cookie")),
+        cookies: requestCookies(requestHeaders),
         headers: requestHeaders,
         queryString: queryOf(url),
         headersSize: headersSize(request.detail, request.headers),
         bodySize: bodyBytes(requestEnd)
       },
       response: {
-        status: Number(status) || 0,
-        statusText: reason.join(" "),
-        httpVersion: responseVersion,
-        cookies: [],
+        status: status.status,
+        statusText: status.reason,
+        httpVersion: status.version,
+        cookies: responseCookies(responseHeaders, options.sessionStartMillis + (response?.time ?? 0) * 1000),
         headers: responseHeaders,
-        content: { size: Math.max(size, 0), mimeType: header(responseHeaders, "content-type") ?? "" },
-        redirectURL: header(responseHeaders, "location") ?? "",
+        content: {
+          size: Math.max(size, 0),
+          mimeType: headerValue(responseHeaders, "content-type") ?? "",
+          ...(encoding !== undefined && encoding.toLowerCase() !== "identity" && size > 0
+            ? { comment: `size is of the ${encoding}-encoded body: MITM keeps no bodies and decompresses none` }
+            : {})
+        },
+        redirectURL: headerValue(responseHeaders, "location") ?? "",
         headersSize: response === undefined ? -1 : headersSize(response.detail, response.headers),
         bodySize: size,
-        ...(response === undefined ? { comment: connection.state === "open" ? "no response yet" : "no response" } : {})
+        ...(missing !== undefined ? { comment: missing } : {}),
+        ...(missing !== undefined && connection.state !== "open" ? { _error: missing } : {})
       },
       cache: {},
       timings,
-      ...(/^[\d.]+$|:/.test(connection.host) ? { serverIPAddress: connection.host } : {}),
+      ...(isIP(connection.host) !== 0 ? { serverIPAddress: connection.host } : {}),
       connection: String(connection.id),
-      ...(index === 0 && socksDelay !== undefined
-        ? { comment: `connect includes ${ms(socksDelay.end - socksDelay.start)} ms of SOCKS delay injected by MITM` }
-        : {}),
-      _upstream: connection.upstream
+      ...(notes.length > 0 ? { comment: notes.join("; ") } : {}),
+      _socksHost: authorityOf(connection.host, connection.port),
+      _upstream: connection.upstream,
+      _protocol: connection.protocol
     }
+    return { start, connectionId: connection.id, entry }
   })
 }
 
@@ -206,12 +391,13 @@ export const toHar = (connections: ReadonlyArray<Connection>, options: HarOption
     pages: [{
       id: pageId,
       title: "MITM session",
-      startedDateTime: new Date(options.sessionStartMillis).toISOString(),
+      startedDateTime: isoAt(options, 0),
       pageTimings: { onContentLoad: -1, onLoad: -1 }
     }],
-    entries: connections.flatMap((connection) => entriesOf(connection, options)).sort((a, b) =>
-      a.startedDateTime < b.startedDateTime ? -1 : a.startedDateTime > b.startedDateTime ? 1 : 0
-    ),
-    comment: "Measured at MITM, the SOCKS proxy between the browser and Tor: connect is the SOCKS setup (Tor's stream setup), blocked is delay injected by MITM, dns is never done locally."
+    entries: connections
+      .flatMap((connection) => entriesOf(connection, options))
+      .sort((a, b) => a.start - b.start || a.connectionId - b.connectionId)
+      .map((dated) => dated.entry),
+    comment: logComment
   }
 })

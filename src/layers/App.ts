@@ -29,6 +29,8 @@ export interface AppConfig {
   readonly settings: Settings
   /** Client connections served at once (default 1024). */
   readonly maxClients?: number
+  /** Serve SOCKS and report clients from beyond loopback (default: refuse them). */
+  readonly allowRemoteClients?: boolean
 }
 
 /** Everything but the upstream, which is one Layer to swap. */
@@ -38,8 +40,12 @@ export const layerWith = <E>(config: AppConfig, upstreamLayer: Layer.Layer<Upstr
   const upstream = upstreamLayer.pipe(Layer.provide(settings))
   const store = InMemoryStore.layer.pipe(Layer.provide(settings))
   const reporter = StoreReporter.layer.pipe(Layer.provide(Layer.merge(store, clock)))
-  const report = NodeReportServer.layer({ listen: config.report, version }).pipe(Layer.provide(Layer.merge(reporter, settings)))
-  const proxy = SocksProxy.layer({ listen: config.listen, maxClients: config.maxClients ?? 1024 }).pipe(
+  const report = NodeReportServer.layer({ listen: config.report, version, allowRemoteClients: config.allowRemoteClients ?? false }).pipe(Layer.provide(Layer.merge(reporter, settings)))
+  const proxy = SocksProxy.layer({
+    listen: config.listen,
+    maxClients: config.maxClients ?? 1024,
+    allowRemoteClients: config.allowRemoteClients ?? false
+  }).pipe(
     Layer.provide(Layer.mergeAll(
       store,
       clock,

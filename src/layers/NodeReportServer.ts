@@ -7,6 +7,7 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { Effect, Layer, type Scope } from "effect"
 import * as http from "node:http"
 import type * as net from "node:net"
+import { isLoopback } from "../domain/Flags.js"
 import { originsFor } from "../http/Guard.js"
 import { reportApp } from "../http/Router.js"
 import { makeFormToken } from "../http/SettingsPage.js"
@@ -19,6 +20,8 @@ export interface ReportServerConfig {
   readonly listen: ListenAddress | undefined
   /** MITM's version, for the HAR's creator. */
   readonly version: string
+  /** Answer clients from beyond loopback; otherwise their connections are closed at once. */
+  readonly allowRemoteClients: boolean
 }
 
 const listen = (server: http.Server, address: ListenAddress) =>
@@ -48,6 +51,12 @@ export const make = (config: ReportServerConfig): Effect.Effect<ReportServerServ
       version: config.version
     }))
     server.on("request", handler)
+    if (!config.allowRemoteClients) {
+      server.on("connection", (socket: net.Socket) => {
+        // In-band sockets come from the proxy, whose own check already ran; they have a loopback peer too.
+        if (!isLoopback(socket.remoteAddress ?? "")) socket.destroy()
+      })
+    }
     server.on("clientError", (_error, socket) => socket.destroy())
     return {
       address,

@@ -8,6 +8,7 @@ import * as net from "node:net"
 import type { ConnectionProtocol } from "../domain/Connection.js"
 import { describeDecodeError, type SocksParseError, UpstreamError } from "../domain/Errors.js"
 import type { DecoderEvent, Direction } from "../domain/Event.js"
+import { isLoopback } from "../domain/Flags.js"
 import { formatHostPort } from "../domain/Settings.js"
 import {
   failureCode,
@@ -83,6 +84,8 @@ export interface SocksProxyConfig {
   readonly listen: ListenAddress
   /** Client connections served at once; more get a SOCKS failure reply, not a hang. */
   readonly maxClients: number
+  /** Serve clients from beyond loopback; otherwise they are closed at once. */
+  readonly allowRemoteClients: boolean
 }
 
 export const make = (config: SocksProxyConfig) =>
@@ -308,7 +311,10 @@ export const make = (config: SocksProxyConfig) =>
 
     const run = yield* FiberSet.makeRuntime<never>()
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) => {
-      run(serve(socket, formatHostPort(socket.remoteAddress ?? "?", socket.remotePort ?? 0)))
+      const remote = socket.remoteAddress ?? ""
+      // An open SOCKS proxy is an abuse magnet: strangers are turned away unless asked for.
+      if (!config.allowRemoteClients && !isLoopback(remote)) return void socket.destroy()
+      run(serve(socket, formatHostPort(remote, socket.remotePort ?? 0)))
     })
     const address = yield* Effect.async<ListenAddress, Error>((resume) => {
       server.once("error", (error) => resume(Effect.fail(error)))
