@@ -19,6 +19,7 @@ const validator = () => {
   ajv.addFormat("date-time", /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/)
   ajv.addFormat("ipv4", isIPv4)
   ajv.addFormat("ipv6", isIPv6)
+  ajv.addFormat("uri", (url: string) => URL.canParse(url))
   for (const [name, schema] of Object.entries(harSchemas)) if (name !== "har") ajv.addSchema(schema)
   const schema = ajv.compile(harSchemas.har)
   const timings = ajv.compile({
@@ -112,6 +113,7 @@ describe("the HAR export", () => {
     expect(validate(withEntries([withoutRequest])).valid).toBe(false)
     expect(validate(withEntries([{ ...entry, startedDateTime: "yesterday" }])).valid).toBe(false)
     expect(validate(withEntries([{ ...entry, serverIPAddress: "example.com" }])).valid).toBe(false)
+    expect(validate(withEntries([{ ...entry, request: { ...entry.request, url: "/no/scheme" } }])).valid).toBe(false)
     expect(validate(withEntries([{ ...entry, timings: { ...entry.timings, wait: -1 } }])).valid).toBe(false)
     expect(validate({ log: { ...har.log, creator: { name: "MITM" } } }).valid).toBe(false)
   })
@@ -245,6 +247,8 @@ describe("the HAR export", () => {
     expect(entryOf("192.0.2.7", 80, "GET / HTTP/1.0").serverIPAddress).toBe("192.0.2.7")
     expect(entryOf("proxy.example", 3128, "CONNECT example.com:443 HTTP/1.1", ["Host: example.com:443"]).request.url)
       .toBe("http://example.com:443")
+    const result = validator()(toHar([connectionOf(6, "2001:db8::1", [[0, "SocksRequestStart"], [0, "SocksResponseEnd"], [0, "HttpRequestStart", "GET / HTTP/1.0"]], { port: 8080 })], options))
+    expect(result.valid, result.errors).toBe(true)
   })
 
   it("keeps a request without a response as an entry with status 0, saying why", () => {
