@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, TestClock, TestServices } from "effect"
-import { eventually, httpOrigin, startMitm } from "./support/Loopback.js"
+import { eventually, httpOrigin, startMitm, tcpServer } from "./support/Loopback.js"
 import { socks5Open } from "./support/SocksClient.js"
 
 describe("recorded times", () => {
@@ -94,6 +94,41 @@ describe("recorded times", () => {
         ["DelayStart", 0],
         ["DelayEnd", 0.3],
         ["HttpRequestStart", 0.3],
+        ["DelayStart", 0.3],
+        ["DelayEnd", 0.6]
+      ])
+    }))
+
+  it.scoped("pipelined requests in one chunk are each held before they go upstream, in order", () =>
+    Effect.gen(function*() {
+      const arrived: Array<string> = []
+      const origin = yield* tcpServer((socket) => {
+        socket.on("data", (chunk: Buffer) => {
+          for (const match of chunk.toString().matchAll(/GET (\S+)/g)) arrived.push(match[1])
+        })
+      })
+      const mitm = yield* startMitm({ upstream: { _tag: "Direct" }, httpDelay: { _tag: "Fixed", millis: 300 } })
+      const { connection } = yield* socks5Open(mitm.proxy.port, "127.0.0.1", origin.port)
+      yield* connection.write("GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n")
+      const delays = (count: number) =>
+        TestServices.provideLive(eventually(Effect.map(mitm.connections, (all) => {
+          const events = all[0]?.events.filter((e) => e.type === "DelayStart") ?? []
+          return events.length >= count ? events : undefined
+        })))
+      yield* delays(1)
+      yield* TestServices.provideLive(Effect.sleep("50 millis"))
+      expect(arrived).toEqual([])
+      yield* TestClock.adjust("300 millis")
+      yield* delays(2)
+      yield* TestServices.provideLive(eventually(Effect.succeed(arrived.length === 1 ? true : undefined)))
+      expect(arrived).toEqual(["/one"])
+      yield* TestClock.adjust("300 millis")
+      yield* TestServices.provideLive(eventually(Effect.succeed(arrived.length === 2 ? true : undefined)))
+      expect(arrived).toEqual(["/one", "/two"])
+      const events = (yield* mitm.connections)[0].events.filter((e) => e.type.startsWith("Delay"))
+      expect(events.map((e) => [e.type, e.time])).toEqual([
+        ["DelayStart", 0],
+        ["DelayEnd", 0.3],
         ["DelayStart", 0.3],
         ["DelayEnd", 0.6]
       ])

@@ -80,6 +80,7 @@ export interface HttpDecoderState {
   readonly up: Side
   readonly down: Side
   readonly pending: Queue
+  readonly requestOffsets: ReadonlyArray<number>
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
@@ -87,6 +88,10 @@ type MSide = Mutable<Side>
 /** The state being worked on during one call; a fresh copy each call. */
 interface Work {
   mode: HttpDecoderState["mode"]
+  /** Where in this chunk the request head being read began; -1 when it began in an earlier chunk. */
+  headStart: number
+  /** Where in this chunk each request that was completed in it began (0: in an earlier chunk). */
+  readonly requestOffsets: Array<number>
   up: MSide
   down: MSide
   pending: Mutable<Queue>
@@ -114,7 +119,8 @@ export const initialHttpDecoder: HttpDecoderState = {
   mode: "decoding",
   up: headSide,
   down: headSide,
-  pending: { front: undefined, back: undefined }
+  pending: { front: undefined, back: undefined },
+  requestOffsets: []
 }
 
 /** "tunnel" after 101 or a 2xx to CONNECT; "failed" after a DecodeError. Neither emits events. */
@@ -124,6 +130,8 @@ const NO_EVENTS: ReadonlyArray<DecoderEvent> = []
 
 const begin = (state: HttpDecoderState): Work => ({
   mode: state.mode,
+  headStart: -1,
+  requestOffsets: [],
   up: { ...state.up },
   down: { ...state.down },
   pending: { ...state.pending },
@@ -131,9 +139,15 @@ const begin = (state: HttpDecoderState): Work => ({
 })
 
 const finish = (w: Work): readonly [HttpDecoderState, ReadonlyArray<DecoderEvent>] => [
-  { mode: w.mode, up: w.up, down: w.down, pending: w.pending },
+  { mode: w.mode, up: w.up, down: w.down, pending: w.pending, requestOffsets: w.requestOffsets },
   w.events
 ]
+
+/**
+ * Where in the last fed chunk each HttpRequestStart of that feed began (0 when the request
+ * began in an earlier chunk): the relay holds each request there before it goes upstream.
+ */
+export const requestOffsets = (state: HttpDecoderState): ReadonlyArray<number> => state.requestOffsets
 
 /** One chunk of one direction, as relayed: "up" carries requests, "down" responses. */
 export const feedHttp = (
@@ -315,6 +329,7 @@ const readHead = (
   const end = chunk.length
   let i = from
   while (i < end) {
+    if (side.lineCount === 0 && side.line === "" && side.size === 0) w.headStart = i
     const lf = chunk.indexOf(10, i)
     const segmentEnd = lf === -1 ? end : lf
     const next = lf === -1 ? end : lf + 1
@@ -461,6 +476,7 @@ const onRequestHead = (w: Work, side: MSide, lines: ReadonlyArray<string>): void
   const requestLine = lines[0]
   const headers = lines.slice(1)
   w.events.push({ type: "HttpRequestStart", detail: requestLine, headers })
+  w.requestOffsets.push(Math.max(w.headStart, 0))
   const method = requestLine.slice(0, requestLine.indexOf(" "))
   const fields = readFields(headers)
   // Bytes after a CONNECT or an Upgrade request may already be the tunnel's: wait for the response.

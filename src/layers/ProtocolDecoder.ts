@@ -7,11 +7,19 @@
 import { Layer } from "effect"
 import type { ConnectionProtocol } from "../domain/Connection.js"
 import type { DecoderEvent, Direction } from "../domain/Event.js"
-import { endHttp, feedHttp, type HttpDecoderState, httpDecoderMode, initialHttpDecoder } from "../domain/HttpDecoder.js"
+import {
+  endHttp,
+  feedHttp,
+  type HttpDecoderState,
+  httpDecoderMode,
+  initialHttpDecoder,
+  requestOffsets
+} from "../domain/HttpDecoder.js"
 import { sniffProtocol } from "../domain/ProtocolSniffer.js"
 import { Decoder, type ConnectionObserver } from "../services/Decoder.js"
 
 const none: ReadonlyArray<DecoderEvent> = []
+const noOffsets: ReadonlyArray<number> = []
 
 export const observe = (): ConnectionObserver => {
   let protocol: ConnectionProtocol = "pending"
@@ -19,6 +27,7 @@ export const observe = (): ConnectionObserver => {
   let decoding = true
   let http: HttpDecoderState = initialHttpDecoder
   let sniffed: Array<Uint8Array> = []
+  let offsets: ReadonlyArray<number> = []
 
   const guarded = (step: () => ReadonlyArray<DecoderEvent>): ReadonlyArray<DecoderEvent> => {
     try {
@@ -34,6 +43,7 @@ export const observe = (): ConnectionObserver => {
   const feedHttpChunk = (direction: Direction, chunk: Uint8Array): ReadonlyArray<DecoderEvent> => {
     const [next, events] = feedHttp(http, direction, chunk)
     http = next
+    offsets = requestOffsets(next)
     return events
   }
 
@@ -55,11 +65,16 @@ export const observe = (): ConnectionObserver => {
       decoding = false
       return none
     }
-    return guarded(() => chunks.flatMap((piece) => feedHttpChunk("up", piece)))
+    const events = guarded(() => chunks.flatMap((piece) => feedHttpChunk("up", piece)))
+    // Earlier pieces already went upstream while the protocol was undecided: hold at the start.
+    const requests = events.filter((event) => event.type === "HttpRequestStart").length
+    if (chunks.length > 1) offsets = new Array<number>(requests).fill(0)
+    return events
   }
 
   return {
     feed: (direction, chunk) => {
+      offsets = noOffsets
       if (!decoding) return none
       if (protocol === "pending") return sniff(direction, chunk)
       return guarded(() => feedHttpChunk(direction, chunk))
@@ -76,7 +91,8 @@ export const observe = (): ConnectionObserver => {
         return events
       })
     },
-    protocol: () => protocol
+    protocol: () => protocol,
+    requestOffsets: () => offsets
   }
 }
 

@@ -9,13 +9,19 @@ import { Effect, Runtime } from "effect"
 import type * as net from "node:net"
 import type { Direction } from "../domain/Event.js"
 
+/** Hold the chunk's bytes from `at` on (and everything after them) until `release` ends. */
+export interface Hold {
+  readonly at: number
+  readonly release: Effect.Effect<void>
+}
+
 export interface RelayObserver {
   /**
-   * A chunk about to be written to the other side, never changed. It may return
-   * an Effect to hold the chunk (and everything after it in that direction) until
-   * the Effect ends: the injected HTTP request delay.
+   * A chunk about to be written to the other side, never changed. It may return holds,
+   * in byte order: an injected HTTP request delay before each request in the chunk, or a
+   * bandwidth limit's wait.
    */
-  readonly chunk: (direction: Direction, chunk: Buffer) => Effect.Effect<void> | undefined
+  readonly chunk: (direction: Direction, chunk: Buffer) => ReadonlyArray<Hold> | undefined
   /** The direction's sender half-closed (FIN); MITM passes it on. */
   readonly ended: (direction: Direction) => void
 }
@@ -49,25 +55,36 @@ export const relay = (
       let holding = false
       // The sender's FIN can arrive while its last chunk is held: it is passed on after that chunk.
       let endAfterHold = false
-      from.on("data", (chunk: Buffer) => {
-        const hold = observer.chunk(direction, chunk)
-        if (hold === undefined) {
-          if (!to.write(chunk)) from.pause()
+      /** Writes the chunk from `written` on, waiting at each hold from `index` on. */
+      const release = (chunk: Buffer, held: ReadonlyArray<Hold>, index: number, written: number): void => {
+        if (to.destroyed) return
+        if (index === held.length) {
+          holding = false
+          const flowing = to.write(written === 0 ? chunk : chunk.subarray(written))
+          if (endAfterHold) to.end()
+          else if (flowing) from.resume()
           return
         }
-        // Nothing after this chunk may overtake it: the sender stays paused while it is held.
-        from.pause()
-        holding = true
-        const cancel = runHold(hold, {
+        const { at, release: wait } = held[index]
+        if (at > written) to.write(chunk.subarray(written, at))
+        const cancel = runHold(wait, {
           onExit: () => {
             holds.delete(cancel)
-            holding = false
-            if (to.destroyed) return
-            if (to.write(chunk)) from.resume()
-            if (endAfterHold) to.end()
+            release(chunk, held, index + 1, Math.max(written, at))
           }
         })
         holds.add(cancel)
+      }
+      from.on("data", (chunk: Buffer) => {
+        const held = observer.chunk(direction, chunk)
+        if (held === undefined || held.length === 0) {
+          if (!to.write(chunk)) from.pause()
+          return
+        }
+        // Nothing after a held byte may overtake it: the sender stays paused meanwhile.
+        from.pause()
+        holding = true
+        release(chunk, held, 0, 0)
       })
       to.on("drain", () => {
         if (!holding) from.resume()

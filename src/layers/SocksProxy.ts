@@ -27,7 +27,7 @@ import { SessionClock } from "../services/SessionClock.js"
 import { type ConnectionRecorder, Store } from "../services/Store.js"
 import { Throttle } from "../services/Throttle.js"
 import { Upstream, type UpstreamRoute } from "../services/Upstream.js"
-import { relay } from "./Relay.js"
+import { type Hold, relay } from "./Relay.js"
 
 /** The in-band report's host: answered by MITM itself, never sent upstream, never measured. */
 export const reportHost = "mitm.proxy"
@@ -153,15 +153,18 @@ export const make = (config: SocksProxyConfig) =>
         if (now !== protocol) recorder.setProtocol(protocol = now)
       }
       return {
-        chunk: (direction: Direction, chunk: Buffer) => {
+        chunk: (direction: Direction, chunk: Buffer): ReadonlyArray<Hold> | undefined => {
           recorder.addBytes(direction, chunk.length)
           const events = observer.feed(direction, chunk)
           if (events.length > 0 || protocol === "pending") recordAll(events)
           const throttled = throttle.take(direction, chunk.length)
-          const delayed = httpRequestDelay !== undefined && events.some((event) => event.type === "HttpRequestStart")
-          if (!delayed) return throttled === undefined ? undefined : Effect.sleep(throttled)
-          const held = Effect.flatMap(httpRequestDelay, (delay) => hold(recorder, "HTTP request", delay))
-          return throttled === undefined ? held : Effect.zipRight(held, Effect.sleep(throttled))
+          const holds: Array<Hold> = throttled === undefined ? [] : [{ at: 0, release: Effect.sleep(throttled) }]
+          if (httpRequestDelay !== undefined && direction === "up") {
+            for (const at of observer.requestOffsets()) {
+              holds.push({ at, release: Effect.flatMap(httpRequestDelay, (delay) => hold(recorder, "HTTP request", delay)) })
+            }
+          }
+          return holds.length === 0 ? undefined : holds
         },
         ended: (direction: Direction) => recordAll(observer.end(direction))
       }

@@ -12,6 +12,8 @@ export interface ConnectionObserver {
   /** That direction's stream ended (FIN). */
   readonly end: (direction: Direction) => ReadonlyArray<DecoderEvent>
   readonly protocol: () => ConnectionProtocol
+  /** Where in the last fed chunk each of its HttpRequestStart events' requests began. */
+  readonly requestOffsets: () => ReadonlyArray<number>
 }
 
 export interface DecoderService {
