@@ -14,6 +14,7 @@ export const EventType = Schema.Literal(
   "HttpInformational",
   "TlsClientHello",
   "TlsServerHello",
+  "TlsApplicationData",
   "DelayStart",
   "DelayEnd",
   "DecodeError",
