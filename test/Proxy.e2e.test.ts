@@ -6,6 +6,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as crypto from "node:crypto"
 import type * as net from "node:net"
+import * as tls from "node:tls"
 import { closedPort, eventually, httpOrigin, startMitm, tcpServer } from "./support/Loopback.js"
 import { connectRaw, socks5Connect, socks5ConnectIPv4, socks5Greeting, socks5Open, userPass } from "./support/SocksClient.js"
 
@@ -283,6 +284,19 @@ describe("MITM end to end", () => {
       yield* closedConnection(mitm, 1)
       const third = yield* socks5Open(mitm.proxy.port, "127.0.0.1", origin.port)
       expect(third.reply[1]).toBe(0x00)
+    }))
+
+  it.scopedLive("a TLS connection is decoded on the side: its ClientHello's SNI and ALPN are recorded, protocol tls", () =>
+    Effect.gen(function*() {
+      const origin = yield* tcpServer((socket) => socket.resume())
+      const mitm = yield* startMitm(direct)
+      const { connection } = yield* socks5Open(mitm.proxy.port, "127.0.0.1", origin.port)
+      const tlsClient = tls.connect({ socket: connection.socket, servername: "example.onion.test", ALPNProtocols: ["h2", "http/1.1"] })
+      tlsClient.on("error", () => {})
+      const hello = yield* eventually(Effect.map(mitm.connections, (all) => all[0]?.events.find((e) => e.type === "TlsClientHello")))
+      expect(hello.detail).toMatch(/^SNI example\.onion\.test, ALPN h2,http\/1\.1, versions TLS 1\.3/)
+      expect((yield* mitm.connections)[0].protocol).toBe("tls")
+      tlsClient.destroy()
     }))
 
   it.scopedLive("SOCKS4a and SOCKS4 clients are served too", () =>

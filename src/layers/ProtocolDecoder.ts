@@ -1,6 +1,6 @@
 /**
  * The live Decoder: sniffs the client's first bytes, then runs the pure HTTP/1.x
- * decoder over both directions. TLS and unknown connections are only counted.
+ * or TLS handshake decoder over both directions. Unknown connections are only counted.
  * A decoder that throws is switched off for that connection and reported as
  * a DecodeError; the traffic never notices.
  */
@@ -16,6 +16,7 @@ import {
   requestOffsets
 } from "../domain/HttpDecoder.js"
 import { sniffProtocol } from "../domain/ProtocolSniffer.js"
+import { feedTls, initialTlsDecoder, type TlsDecoderState, tlsDecoderDone } from "../domain/TlsDecoder.js"
 import { Decoder, type ConnectionObserver } from "../services/Decoder.js"
 
 const none: ReadonlyArray<DecoderEvent> = []
@@ -26,13 +27,14 @@ export const observe = (): ConnectionObserver => {
   /** Decoding stops after a tunnel, an error, or for anything but HTTP. */
   let decoding = true
   let http: HttpDecoderState = initialHttpDecoder
+  let tls: TlsDecoderState = initialTlsDecoder
   let sniffed: Array<Uint8Array> = []
   let offsets: ReadonlyArray<number> = []
 
   const guarded = (step: () => ReadonlyArray<DecoderEvent>): ReadonlyArray<DecoderEvent> => {
     try {
       const events = step()
-      if (httpDecoderMode(http) !== "decoding") decoding = false
+      if (protocol === "http" ? httpDecoderMode(http) !== "decoding" : tlsDecoderDone(tls)) decoding = false
       return events
     } catch (defect) {
       decoding = false
@@ -46,6 +48,16 @@ export const observe = (): ConnectionObserver => {
     offsets = requestOffsets(next)
     return events
   }
+
+  const feedTlsChunk = (direction: Direction, chunk: Uint8Array): ReadonlyArray<DecoderEvent> => {
+    const [next, events] = feedTls(tls, direction, chunk)
+    tls = next
+    return events
+  }
+
+  /** The decoder of the sniffed protocol. */
+  const feedDecoder = (direction: Direction, chunk: Uint8Array) =>
+    protocol === "http" ? feedHttpChunk(direction, chunk) : feedTlsChunk(direction, chunk)
 
   const sniff = (direction: Direction, chunk: Uint8Array): ReadonlyArray<DecoderEvent> => {
     if (direction === "down") {
@@ -61,11 +73,11 @@ export const observe = (): ConnectionObserver => {
     protocol = found
     const chunks = sniffed
     sniffed = []
-    if (found !== "http") {
+    if (found === "unknown") {
       decoding = false
       return none
     }
-    const events = guarded(() => chunks.flatMap((piece) => feedHttpChunk("up", piece)))
+    const events = guarded(() => chunks.flatMap((piece) => feedDecoder("up", piece)))
     // Earlier pieces already went upstream while the protocol was undecided: hold at the start.
     const requests = events.filter((event) => event.type === "HttpRequestStart").length
     if (chunks.length > 1) offsets = new Array<number>(requests).fill(0)
@@ -77,14 +89,14 @@ export const observe = (): ConnectionObserver => {
       offsets = noOffsets
       if (!decoding) return none
       if (protocol === "pending") return sniff(direction, chunk)
-      return guarded(() => feedHttpChunk(direction, chunk))
+      return guarded(() => feedDecoder(direction, chunk))
     },
     end: (direction) => {
       if (protocol === "pending") {
         protocol = "unknown"
         decoding = false
       }
-      if (!decoding) return none
+      if (!decoding || protocol !== "http") return none
       return guarded(() => {
         const [next, events] = endHttp(http, direction)
         http = next
