@@ -133,8 +133,8 @@ describe("per-server statistics", () => {
       connection(3, "b.example", 80, [[2, "SocksRequestStart"], [3, "HttpRequestStart"]], null)
     ])
     expect(stats).toEqual([
-      { host: "a.example", ports: [80, 443], connections: 2, openConnections: 0, requests: 2, responses: 2, meanResponseTime: 2, totalConnectionTime: 7 },
-      { host: "b.example", ports: [80], connections: 1, openConnections: 1, requests: 1, responses: 0, meanResponseTime: null, totalConnectionTime: null }
+      { host: "a.example", ports: [80, 443], connections: 2, openConnections: 0, requests: 2, responses: 2, inferredExchanges: 0, meanResponseTime: 2, totalConnectionTime: 7 },
+      { host: "b.example", ports: [80], connections: 1, openConnections: 1, requests: 1, responses: 0, inferredExchanges: 0, meanResponseTime: null, totalConnectionTime: null }
     ])
   })
 })

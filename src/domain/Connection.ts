@@ -44,6 +44,8 @@ export interface ServerStats {
   readonly openConnections: number
   readonly requests: number
   readonly responses: number
+  /** Exchanges inferred on encrypted or unknown connections (client burst, then server burst). */
+  readonly inferredExchanges: number
   /** Mean of HttpResponseStart − HttpRequestStart over answered requests, seconds. */
   readonly meanResponseTime: number | null
   /** First SocksRequestStart to last ConnectionClose; null while any connection is open. */
@@ -93,6 +95,7 @@ export const serverStats = (connections: Iterable<Connection>): ReadonlyArray<Se
       openConnections: open,
       requests: group.reduce((sum, c) => sum + countEvents(c, "HttpRequestStart"), 0),
       responses: group.reduce((sum, c) => sum + countEvents(c, "HttpResponseStart"), 0),
+      inferredExchanges: group.reduce((sum, c) => sum + countEvents(c, "InferredRequest"), 0),
       meanResponseTime: waits.length === 0 ? null : roundMillis(waits.reduce((a, b) => a + b, 0) / waits.length),
       totalConnectionTime: open > 0 ? null : roundMillis(lastClose - firstStart)
     }

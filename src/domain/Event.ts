@@ -15,6 +15,8 @@ export const EventType = Schema.Literal(
   "TlsClientHello",
   "TlsServerHello",
   "TlsApplicationData",
+  "InferredRequest",
+  "InferredResponse",
   "DelayStart",
   "DelayEnd",
   "DecodeError",

@@ -60,12 +60,12 @@ const summaryView = (summary: Summary) => html`
 
 const serverTable = (servers: ReadonlyArray<ServerStats>) => html`
 <table class="sortable" id="servers"><thead><tr>
-<th data-sort="s">Server</th><th>Ports</th><th data-sort="n" class="n">Connections</th><th data-sort="n" class="n">Requests</th><th data-sort="n" class="n">Responses</th><th data-sort="n" class="n">MeanResponseTime</th><th data-sort="n" class="n">TotalConnectionTime</th>
+<th data-sort="s">Server</th><th>Ports</th><th data-sort="n" class="n">Connections</th><th data-sort="n" class="n">Requests</th><th data-sort="n" class="n">Responses</th><th data-sort="n" class="n" title="client burst then server burst, on TLS or unknown connections">Inferred exchanges</th><th data-sort="n" class="n">MeanResponseTime</th><th data-sort="n" class="n">TotalConnectionTime</th>
 </tr></thead><tbody>
 ${servers.map((s) => html`<tr>
 <td><a href="/?host=${encodeURIComponent(s.host)}">${s.host}</a></td><td>${s.ports.join(", ")}</td>
 <td class="n" data-value="${s.connections}">${s.connections}${s.openConnections > 0 ? html` <span class="muted">(still open: ${s.openConnections})</span>` : ""}</td>
-<td class="n">${s.requests}</td><td class="n">${s.responses}</td>
+<td class="n">${s.requests}</td><td class="n">${s.responses}</td><td class="n">${s.inferredExchanges}</td>
 <td class="n" data-value="${s.meanResponseTime ?? -1}">${s.meanResponseTime === null ? "–" : seconds(s.meanResponseTime)}</td>
 <td class="n" data-value="${s.totalConnectionTime ?? -1}">${s.totalConnectionTime === null ? html`<span class="muted">there are still open connections</span>` : seconds(s.totalConnectionTime)}</td>
 </tr>`)}

@@ -212,6 +212,9 @@ const styles = `
 .tg .transfer{fill:#009e73}
 .tg .idle{fill:#e9ecf1}
 .tg .req,.tg .res{stroke:#fff;stroke-width:1}
+.tg .ireq,.tg .ires{fill:#fff;stroke-width:1.6}
+.tg .ireq{stroke:#0072b2}
+.tg .ires{stroke:#d55e00}
 .tg .req{fill:#0072b2}
 .tg .res{fill:#d55e00}
 .tg .row a:hover rect,.tg .row a:hover circle{opacity:.8}
@@ -285,6 +288,7 @@ export const renderTimeGraph = (connections: ReadonlyArray<Connection>, options:
     ]),
     [(lx, ly) => html`<circle class="req" cx="${lx + 7}" cy="${ly - 4}" r="4"/>`, "request sent"],
     [(lx, ly) => html`<circle class="res" cx="${lx + 7}" cy="${ly - 4}" r="4"/>`, "response started"],
+    [(lx, ly) => html`<circle class="ireq" cx="${lx + 7}" cy="${ly - 4}" r="3.5"/><circle class="ires" cx="${lx + 17}" cy="${ly - 4}" r="3.5"/>`, "inferred (encrypted) request, response"],
     [(lx, ly) => html`<g class="open"><rect class="bar" x="${lx}" y="${ly - 10}" width="14" height="12"/></g>`, "still open (drawn to now)"],
     [(lx, ly) => html`<g class="failed"><rect class="bar" x="${lx}" y="${ly - 10}" width="14" height="12"/></g>`, "failed"]
   ]
@@ -311,9 +315,11 @@ export const renderTimeGraph = (connections: ReadonlyArray<Connection>, options:
     const requests: Array<ConnectionEvent> = []
     const responses: Array<ConnectionEvent> = []
     const bodies: Array<ConnectionEvent> = []
+    const inferred: Array<ConnectionEvent> = []
     let reply: ConnectionEvent | undefined
     for (const e of c.events) {
-      if (e.type === "HttpRequestStart") requests.push(e)
+      if (e.type === "InferredRequest" || e.type === "InferredResponse") inferred.push(e)
+      else if (e.type === "HttpRequestStart") requests.push(e)
       else if (e.type === "HttpResponseStart") responses.push(e)
       else if (e.type === "HttpResponseEnd") bodies.push(e)
       else if (e.type === "SocksResponseEnd") reply ??= e
@@ -346,6 +352,11 @@ export const renderTimeGraph = (connections: ReadonlyArray<Connection>, options:
       const size = received === undefined ? "body still arriving" : `body ${received.detail} by ${s3(received.time)}`
       marks.push(html`<circle class="res" cx="${x(response.time)}" cy="${midY}" r="3.5"><title>#${c.id} response ${s3(response.time)}: ${response.detail}\n${size}${request === undefined ? "" : `\nfor ${request.detail}`}</title></circle>`)
     })
+    // Hollow marks: exchanges inferred from the direction of encrypted or unknown bytes.
+    for (const e of inferred) {
+      if (!inWindow(e.time)) continue
+      marks.push(html`<circle class="${e.type === "InferredRequest" ? "ireq" : "ires"}" cx="${x(e.time)}" cy="${midY}" r="3"><title>#${c.id} inferred ${e.type === "InferredRequest" ? "request" : "response"} ${s3(e.time)}: ${e.detail}</title></circle>`)
+    }
     const arrow = open && closed >= start && closed <= end
       ? html`<path class="arrow" d="M${x1 + 1} ${barY - 2}l5 ${barHeight / 2 + 2}l-5 ${barHeight / 2 + 2}z"/>`
       : ""

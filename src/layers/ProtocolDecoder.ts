@@ -1,6 +1,7 @@
 /**
  * The live Decoder: sniffs the client's first bytes, then runs the pure HTTP/1.x
- * or TLS handshake decoder over both directions. Unknown connections are only counted.
+ * or TLS handshake decoder over both directions. On TLS and unknown connections
+ * it also infers exchanges from the direction of the bytes.
  * A decoder that throws is switched off for that connection and reported as
  * a DecodeError; the traffic never notices.
  */
@@ -15,6 +16,7 @@ import {
   initialHttpDecoder,
   requestOffsets
 } from "../domain/HttpDecoder.js"
+import { type BurstState, feedBurst, initialBursts } from "../domain/BurstTracker.js"
 import { sniffProtocol } from "../domain/ProtocolSniffer.js"
 import { feedTls, initialTlsDecoder, type TlsDecoderState, tlsDecoderDone } from "../domain/TlsDecoder.js"
 import { Decoder, type ConnectionObserver } from "../services/Decoder.js"
@@ -28,6 +30,15 @@ export const observe = (): ConnectionObserver => {
   let decoding = true
   let http: HttpDecoderState = initialHttpDecoder
   let tls: TlsDecoderState = initialTlsDecoder
+  /** TLS and unknown connections: exchanges inferred from direction changes, to the end. */
+  let bursts: BurstState = initialBursts
+  let inferring = false
+
+  const burst = (direction: Direction, chunk: Uint8Array, events: ReadonlyArray<DecoderEvent>): ReadonlyArray<DecoderEvent> => {
+    const [next, event] = feedBurst(bursts, direction, chunk.length)
+    bursts = next
+    return event === undefined ? events : [...events, event]
+  }
   let sniffed: Array<Uint8Array> = []
   let offsets: ReadonlyArray<number> = []
 
@@ -64,7 +75,10 @@ export const observe = (): ConnectionObserver => {
       // The server spoke first: neither HTTP nor TLS, whose clients speak first.
       protocol = "unknown"
       decoding = false
-      return none
+      inferring = true
+      const events = sniffed.flatMap((piece) => burst("up", piece, none))
+      sniffed = []
+      return burst("down", chunk, events)
     }
     sniffed.push(chunk)
     const head = sniffed.length === 1 ? chunk : Buffer.concat(sniffed)
@@ -73,11 +87,13 @@ export const observe = (): ConnectionObserver => {
     protocol = found
     const chunks = sniffed
     sniffed = []
+    inferring = found !== "http"
+    const inferred = inferring ? chunks.flatMap((piece) => burst("up", piece, none)) : none
     if (found === "unknown") {
       decoding = false
-      return none
+      return inferred
     }
-    const events = guarded(() => chunks.flatMap((piece) => feedDecoder("up", piece)))
+    const events = [...inferred, ...guarded(() => chunks.flatMap((piece) => feedDecoder("up", piece)))]
     // Earlier pieces already went upstream while the protocol was undecided: hold at the start.
     const requests = events.filter((event) => event.type === "HttpRequestStart").length
     if (chunks.length > 1) offsets = new Array<number>(requests).fill(0)
@@ -87,9 +103,9 @@ export const observe = (): ConnectionObserver => {
   return {
     feed: (direction, chunk) => {
       offsets = noOffsets
-      if (!decoding) return none
-      if (protocol === "pending") return sniff(direction, chunk)
-      return guarded(() => feedDecoder(direction, chunk))
+      if (protocol === "pending") return decoding ? sniff(direction, chunk) : none
+      const decoded = decoding ? guarded(() => feedDecoder(direction, chunk)) : none
+      return inferring ? burst(direction, chunk, decoded) : decoded
     },
     end: (direction) => {
       if (protocol === "pending") {
