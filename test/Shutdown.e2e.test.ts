@@ -16,19 +16,31 @@ const start = (args: ReadonlyArray<string>) =>
     (program) => Effect.sync(() => program.kill("SIGKILL"))
   )
 
+/** Everything a program printed so far, kept per program so no line is missed between waits. */
+const printed = new WeakMap<child.ChildProcess, { text: string }>()
+
 const output = (program: child.ChildProcess, pattern: RegExp) =>
   Effect.async<RegExpMatchArray, Error>((resume) => {
-    let text = ""
-    const onData = (chunk: Buffer) => {
-      text += chunk.toString()
-      const match = pattern.exec(text)
-      if (match !== null) {
-        program.stdout?.off("data", onData)
-        resume(Effect.succeed(match))
-      }
+    let seen = printed.get(program)
+    if (seen === undefined) {
+      const record = { text: "" }
+      printed.set(program, record)
+      program.stdout?.on("data", (chunk: Buffer) => {
+        record.text += chunk.toString()
+      })
+      seen = record
     }
-    program.stdout?.on("data", onData)
-    program.once("exit", () => resume(Effect.fail(new Error(`exited before printing ${pattern}: ${text}`))))
+    const store = seen
+    const check = () => {
+      const match = pattern.exec(store.text)
+      if (match === null) return false
+      program.stdout?.off("data", check)
+      resume(Effect.succeed(match))
+      return true
+    }
+    if (check()) return
+    program.stdout?.on("data", check)
+    program.once("exit", () => resume(Effect.fail(new Error(`exited before printing ${pattern}: ${store.text}`))))
   }).pipe(Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => new Error(`no ${pattern}`) }))
 
 const exited = (program: child.ChildProcess) =>
