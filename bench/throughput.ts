@@ -24,31 +24,20 @@
  * MITM's VmHWM/VmRSS at the end. Children inherit the environment, so e.g.
  * `GLIBC_TUNABLES=glibc.malloc.trim_threshold=... npm run bench` applies to all of them.
  */
-import { spawn, execFileSync, type ChildProcess } from "node:child_process"
-import { existsSync, readFileSync } from "node:fs"
 import * as net from "node:net"
-import * as path from "node:path"
-import { fileURLToPath } from "node:url"
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
-const HOST = "127.0.0.1"
-const MIB = 1024 * 1024
-const MICROSOCKS = "/usr/bin/microsocks"
+import {
+  COMMON_USAGE, HOST, MIB, fail, killAll, log, machine, median, parseCommonFlags, procStat, round,
+  runMain, socksConnect, startMicrosocks, startMitm, startOrigin, startPlainRelay, statusMiB, stopChild,
+  type Child
+} from "./common.js"
 
 // ---------------------------------------------------------------------------------------------
 // flags
 
-const USAGE = `Usage: npx tsx bench/throughput.ts [flags]   (npm run bench)
+const USAGE = `Usage: npx tsx bench/throughput.ts [flags]
 
   --size SIZE        response body size: 512MiB, 1GiB, 800MB, 100000000B; a bare number is MiB  [512MiB]
-  --runs N           measured runs per scenario, interleaved; medians are reported               [3]
-  --cpu-prof DIR     run the MITM child with --cpu-prof --cpu-prof-dir DIR
-  --help             this text
-`
-
-const fail = (message: string): never => {
-  throw new Error(message)
-}
+${COMMON_USAGE}`
 
 const parseSize = (text: string): number => {
   const m = /^(\d+(?:\.\d+)?)\s*(b|kib|mib|gib|kb|mb|gb)?$/i.exec(text.trim())
@@ -70,263 +59,19 @@ interface Options {
 
 const parseFlags = (argv: ReadonlyArray<string>): Options => {
   let size = 512 * MIB
-  let runs = 3
-  let cpuProfDir: string | null = null
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i]
-    const eq = flag.indexOf("=")
-    const name = eq >= 0 ? flag.slice(0, eq) : flag
-    const value = (): string => {
-      if (eq >= 0) return flag.slice(eq + 1)
-      const v = argv[++i]
-      return v ?? fail(`${name}: missing value`)
-    }
-    switch (name) {
-      case "--help":
-        process.stdout.write(USAGE)
-        process.exit(0)
-        break
-      case "--size":
-        size = parseSize(value())
-        break
-      case "--runs": {
-        const v = value()
-        runs = Number(v)
-        if (!Number.isSafeInteger(runs) || runs < 1) fail(`--runs: expected a whole number ≥ 1, got ${v}`)
-        break
-      }
-      case "--cpu-prof":
-        cpuProfDir = path.resolve(value())
-        break
-      default:
-        fail(`unknown flag ${flag} (try --help)`)
-    }
-  }
-  return { size, runs, cpuProfDir }
-}
-
-// ---------------------------------------------------------------------------------------------
-// child processes
-
-interface Child {
-  readonly name: string
-  readonly proc: ChildProcess
-  readonly port: number
-}
-
-const children = new Set<ChildProcess>()
-
-const killAll = (signal: NodeJS.Signals = "SIGKILL"): void => {
-  for (const proc of children) {
-    if (proc.exitCode === null && proc.signalCode === null) {
-      try {
-        proc.kill(signal)
-      } catch {
-        // already gone
-      }
-    }
-  }
-}
-process.on("exit", () => killAll("SIGKILL"))
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-  process.on(signal, () => {
-    process.stderr.write(`\nbench: ${signal}, stopping children\n`)
-    killAll("SIGKILL")
-    process.exit(130)
-  })
-}
-
-/** Spawns `node [nodeArgs] --import tsx script args` in the repo root; resolves with the port it prints. */
-const startNodeChild = (
-  name: string,
-  script: string,
-  args: ReadonlyArray<string>,
-  listening: RegExp,
-  nodeArgs: ReadonlyArray<string> = []
-): Promise<Child> =>
-  startChild(name, process.execPath, [...nodeArgs, "--import", "tsx", script, ...args], listening)
-
-const startChild = (name: string, command: string, args: ReadonlyArray<string>, listening: RegExp | null, knownPort?: number): Promise<Child> =>
-  new Promise<Child>((resolve, reject) => {
-    const proc = spawn(command, args, { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] })
-    children.add(proc)
-    let out = ""
-    let err = ""
-    let done = false
-    const timer = setTimeout(() => finish(new Error(`${name} did not start within 60 s\n${out}${err}`)), 60_000)
-    const finish = (result: Error | number): void => {
-      if (done) return
-      done = true
-      clearTimeout(timer)
-      if (typeof result === "number") resolve({ name, proc, port: result })
-      else reject(result)
-    }
-    proc.stdout!.setEncoding("utf8").on("data", (text: string) => {
-      out += text
-      const m = listening?.exec(out)
-      if (m) finish(Number(m[1]))
-    })
-    proc.stderr!.setEncoding("utf8").on("data", (text: string) => {
-      err += text
-      if (done) process.stderr.write(`[${name}] ${text}`)
-    })
-    proc.once("error", (cause) => finish(new Error(`${name}: ${cause.message}`)))
-    proc.once("exit", (code, signal) => {
-      children.delete(proc)
-      if (!done) finish(new Error(`${name} exited (${signal ?? code}) before listening:\n${out}${err}`))
-    })
-    if (listening === null && knownPort !== undefined) {
-      waitConnectable(knownPort, 10_000).then(() => finish(knownPort), (e: Error) => finish(e))
+  const common = parseCommonFlags(argv, {
+    usage: USAGE,
+    onValue: (name, value) => {
+      if (name !== "--size") return false
+      size = parseSize(value)
+      return true
     }
   })
-
-const waitConnectable = async (port: number, ms: number): Promise<void> => {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect({ host: HOST, port }, () => {
-        s.destroy()
-        resolve(true)
-      })
-      s.once("error", () => resolve(false))
-    })
-    if (ok) return
-    if (Date.now() > deadline) throw new Error(`nothing listens on ${HOST}:${port}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.once("error", reject)
-    server.listen(0, HOST, () => {
-      const address = server.address() as net.AddressInfo
-      server.close(() => resolve(address.port))
-    })
-  })
-
-/** Asks a child to stop (SIGINT: MITM then exits 0 and writes its CPU profile), SIGKILL after `ms`. */
-const stopChild = (child: Child, ms = 10_000): Promise<void> =>
-  new Promise((resolve) => {
-    const { proc } = child
-    if (proc.exitCode !== null || proc.signalCode !== null) return resolve()
-    const timer = setTimeout(() => {
-      process.stderr.write(`bench: ${child.name} did not exit within ${ms} ms, killing it\n`)
-      proc.kill("SIGKILL")
-    }, ms)
-    proc.once("exit", () => {
-      clearTimeout(timer)
-      resolve()
-    })
-    proc.kill("SIGINT")
-  })
-
-// ---------------------------------------------------------------------------------------------
-// /proc readings (Linux; null elsewhere)
-
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100
-  } catch {
-    return 100
-  }
-})()
-
-/** CPU seconds (user + system) and minor page faults so far of a process. */
-const procStat = (pid: number | undefined): { cpu: number; minflt: number } | null => {
-  if (pid === undefined) return null
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-    // fields 10 (minflt), 14 (utime), 15 (stime) of proc(5); this array starts at field 3
-    return { cpu: (Number(fields[11]) + Number(fields[12])) / CLK_TCK, minflt: Number(fields[7]) }
-  } catch {
-    return null
-  }
-}
-
-/** A /proc/PID/status size field (VmHWM, VmRSS) in MiB. */
-const statusMiB = (pid: number | undefined, field: string): number | null => {
-  try {
-    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync(`/proc/${pid}/status`, "utf8"))
-    return m ? Number(m[1]) / 1024 : null
-  } catch {
-    return null
-  }
+  return { size, ...common }
 }
 
 // ---------------------------------------------------------------------------------------------
 // the client
-
-/** A socket reader: `next(n)` resolves with exactly n bytes (for the SOCKS replies). */
-const reader = (socket: net.Socket) => {
-  let buf = Buffer.alloc(0)
-  let want: { n: number; resolve: (b: Buffer) => void; reject: (e: Error) => void } | null = null
-  let failure: Error | null = null
-  const pump = (): void => {
-    if (want === null) return
-    if (failure) {
-      want.reject(failure)
-      want = null
-    } else if (buf.length >= want.n) {
-      const out = buf.subarray(0, want.n)
-      buf = buf.subarray(want.n)
-      const w = want
-      want = null
-      w.resolve(out)
-    }
-  }
-  const onData = (chunk: Buffer): void => {
-    buf = Buffer.concat([buf, chunk])
-    pump()
-  }
-  const onEnd = (): void => {
-    failure ??= new Error("connection closed during the SOCKS handshake")
-    pump()
-  }
-  const onError = (e: Error): void => {
-    failure ??= e
-    pump()
-  }
-  socket.on("data", onData).on("end", onEnd).on("error", onError)
-  return {
-    next: (n: number) =>
-      new Promise<Buffer>((resolve, reject) => {
-        want = { n, resolve, reject }
-        pump()
-      }),
-    /** Stops reading; returns what was read beyond the last `next`. */
-    release: (): Buffer => {
-      socket.pause()
-      socket.off("data", onData).off("end", onEnd).off("error", onError)
-      return buf
-    }
-  }
-}
-
-const SOCKS_REPLIES = [
-  "succeeded", "general failure", "not allowed by ruleset", "network unreachable", "host unreachable",
-  "connection refused", "TTL expired", "command not supported", "address type not supported"
-]
-
-/** SOCKS5 no-auth CONNECT to HOST:port by IP through the proxy; resolves once the tunnel is up. */
-const socksConnect = async (socket: net.Socket, port: number): Promise<Buffer> => {
-  const r = reader(socket)
-  socket.write(Buffer.from([5, 1, 0]))
-  const method = await r.next(2)
-  if (method[0] !== 5 || method[1] !== 0) fail(`SOCKS: proxy refused no-auth (reply ${method.toString("hex")})`)
-  const req = Buffer.from([5, 1, 0, 1, ...HOST.split(".").map(Number), port >> 8, port & 0xff])
-  socket.write(req)
-  const head = await r.next(4)
-  if (head[0] !== 5) fail(`SOCKS: bad reply version ${head[0]}`)
-  if (head[1] !== 0) fail(`SOCKS: CONNECT failed: ${SOCKS_REPLIES[head[1]] ?? `code ${head[1]}`}`)
-  const atyp = head[3]
-  if (atyp !== 1 && atyp !== 3 && atyp !== 4) fail(`SOCKS: bad reply address type ${atyp}`)
-  const addrLen = atyp === 1 ? 4 : atyp === 4 ? 16 : (await r.next(1))[0]
-  await r.next(addrLen + 2) // BND.ADDR, BND.PORT
-  return r.release()
-}
 
 interface Sample {
   readonly bytes: number
@@ -414,48 +159,18 @@ const download = (originPort: number, n: number, proxy: Child | null): Promise<S
   })
 
 // ---------------------------------------------------------------------------------------------
-// statistics and output
-
-const median = (xs: ReadonlyArray<number>): number => {
-  const s = [...xs].sort((a, b) => a - b)
-  const mid = s.length >> 1
-  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2
-}
-const round = (x: number | null, digits = 1): number | null => (x === null ? null : Number(x.toFixed(digits)))
-
-// ---------------------------------------------------------------------------------------------
 // main
 
 const main = async (): Promise<void> => {
   const options = parseFlags(process.argv.slice(2))
   const n = options.size
-  const started = performance.now()
-  const log = (line: string): void => {
-    process.stderr.write(`bench ${((performance.now() - started) / 1000).toFixed(1).padStart(6)}s  ${line}\n`)
-  }
   log(`throughput: ${(n / MIB).toFixed(1)} MiB per run, ${options.runs} runs per scenario, node ${process.version}, ${HOST} only`)
 
-  const origin = await startNodeChild("origin", "bench/origin.ts", [], /origin: listening on [\d.]+:(\d+)/)
-  log(`origin      pid ${origin.proc.pid} on ${HOST}:${origin.port}`)
-  const relay = await startNodeChild("plainRelay", "bench/plain-relay.ts", [], /listening on [\d.]+:(\d+)/)
-  log(`plainRelay  pid ${relay.proc.pid} on ${HOST}:${relay.port}`)
-  const mitmNodeArgs = options.cpuProfDir === null ? [] : ["--cpu-prof", "--cpu-prof-dir", options.cpuProfDir]
-  const mitm = await startNodeChild(
-    "mitm",
-    "src/main.ts",
-    ["--upstream", "direct", "--report", "off", "--listen", `${HOST}:0`],
-    /mitm: SOCKS proxy listening on [\d.]+:(\d+)/,
-    mitmNodeArgs
-  )
-  log(`mitm        pid ${mitm.proc.pid} on ${HOST}:${mitm.port}${options.cpuProfDir ? ` (CPU profile to ${options.cpuProfDir})` : ""}`)
-  let microsocks: Child | null = null
-  if (existsSync(MICROSOCKS)) {
-    const port = await freePort()
-    microsocks = await startChild("microsocks", MICROSOCKS, ["-i", HOST, "-p", String(port)], null, port)
-    log(`microsocks  pid ${microsocks.proc.pid} on ${HOST}:${microsocks.port}`)
-  } else {
-    log(`microsocks  skipped: ${MICROSOCKS} does not exist`)
-  }
+  const origin = await startOrigin()
+  const relay = await startPlainRelay()
+  const mitm = await startMitm({ cpuProfDir: options.cpuProfDir })
+  const micro0 = await startMicrosocks()
+  const microsocks = micro0.child
 
   const scenarios: Array<{ key: string; proxy: Child | null }> = [
     { key: "direct", proxy: null },
@@ -511,7 +226,7 @@ const main = async (): Promise<void> => {
     mitmToDirect: round(mitmMed / direct, 3),
     relayToDirect: round(plainRelay / direct, 3),
     microsocks: round(micro),
-    microsocksSkipped: microsocks === null ? `${MICROSOCKS} not found` : null,
+    microsocksSkipped: micro0.skipped,
     plainRelayCpu: round(medOf("plainRelay", "proxyCpu"), 2),
     mitmCpu: round(medOf("mitm", "proxyCpu"), 2),
     plainRelayFaultsPerMiB: round(medOf("plainRelay", "proxyFaultsPerMiB")),
@@ -520,9 +235,7 @@ const main = async (): Promise<void> => {
     mitmVmRSSMiB: round(mitmRss),
     plainRelayVmHWMMiB: round(relayHwm),
     samples: Object.fromEntries([...samples].map(([k, xs]) => [k, xs.map((s) => round(s.mibPerSec))])),
-    node: process.version,
-    cpus: (await import("node:os")).cpus().length,
-    seconds: round((performance.now() - started) / 1000)
+    ...machine()
   }
 
   const pct = (x: number): string => `${(x * 100).toFixed(1)}%`
@@ -535,7 +248,7 @@ const main = async (): Promise<void> => {
     row("direct", direct, "physical limit"),
     row("plain relay", plainRelay, `${pct(plainRelay / direct)} of direct${procNote(result.plainRelayCpu, result.plainRelayFaultsPerMiB)}`),
     row("mitm", mitmMed, `${pct(mitmMed / direct)} of direct${procNote(result.mitmCpu, result.mitmFaultsPerMiB)}`),
-    micro === null ? `microsocks   skipped (${MICROSOCKS} not found)` : row("microsocks", micro, `${pct(micro / direct)} of direct`),
+    micro === null ? `microsocks   skipped (${micro0.skipped})` : row("microsocks", micro, `${pct(micro / direct)} of direct`),
     `MITM / plain relay = ${result.mitmToRelay}   MITM / direct = ${result.mitmToDirect}` +
       (mitmHwm === null ? "" : `   MITM peak RSS (VmHWM) ${mitmHwm.toFixed(0)} MiB`)
   ]
@@ -543,11 +256,4 @@ const main = async (): Promise<void> => {
   process.stdout.write(JSON.stringify(result) + "\n")
 }
 
-main().then(
-  () => process.exit(0),
-  (e: unknown) => {
-    process.stderr.write(`bench: FAILED: ${e instanceof Error ? e.message : String(e)}\n`)
-    killAll("SIGKILL")
-    process.exit(1)
-  }
-)
+runMain(import.meta.url, main)
