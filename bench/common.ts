@@ -32,6 +32,8 @@ export interface FlagSpec {
 export interface CommonOptions {
   readonly runs: number
   readonly cpuProfDir: string | null
+  /** `--peers a,b`: only these peers (null: all the scenario knows). */
+  readonly peers: ReadonlySet<string> | null
 }
 
 export const parseRuns = (v: string, name = "--runs"): number => {
@@ -47,6 +49,7 @@ export const parseRuns = (v: string, name = "--runs"): number => {
 export const parseCommonFlags = (argv: ReadonlyArray<string>, spec: FlagSpec): CommonOptions => {
   let runs = 3
   let cpuProfDir: string | null = null
+  let peers: Set<string> | null = null
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]
     const eq = flag.indexOf("=")
@@ -67,6 +70,9 @@ export const parseCommonFlags = (argv: ReadonlyArray<string>, spec: FlagSpec): C
       case "--cpu-prof":
         cpuProfDir = path.resolve(value())
         break
+      case "--peers":
+        peers = new Set(value().split(",").map((p) => p.trim()).filter((p) => p !== ""))
+        break
       default: {
         if (name.startsWith("--") && spec.onValue !== undefined) {
           // Only consume a value if the scenario knows the flag.
@@ -80,11 +86,12 @@ export const parseCommonFlags = (argv: ReadonlyArray<string>, spec: FlagSpec): C
       }
     }
   }
-  return { runs, cpuProfDir }
+  return { runs, cpuProfDir, peers }
 }
 
 export const COMMON_USAGE = `  --runs N           measured runs per peer, interleaved; medians are reported               [3]
   --cpu-prof DIR     run the MITM child with --cpu-prof --cpu-prof-dir DIR
+  --peers A,B        only these of direct,plainRelay,mitm,microsocks,mitmproxy (where the scenario has them)
   --help             this text
 `
 
@@ -145,7 +152,8 @@ export const startChild = (
   command: string,
   args: ReadonlyArray<string>,
   listening: RegExp | null,
-  knownPort?: number
+  knownPort?: number,
+  echoStderr = true
 ): Promise<Child> =>
   new Promise<Child>((resolve, reject) => {
     const proc = spawn(command, args, { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] })
@@ -167,8 +175,8 @@ export const startChild = (
       if (m) finish(Number(m[1]))
     })
     proc.stderr!.setEncoding("utf8").on("data", (text: string) => {
-      err += text
-      if (done) process.stderr.write(`[${name}] ${text}`)
+      if (!done) err += text
+      else if (echoStderr) process.stderr.write(`[${name}] ${text}`)
     })
     proc.once("error", (cause) => finish(new Error(`${name}: ${cause.message}`)))
     proc.once("exit", (code, signal) => {
@@ -286,7 +294,8 @@ export const startMicrosocks = async (): Promise<Optional> => {
   }
   try {
     const port = await freePort()
-    const child = await startChild("microsocks", MICROSOCKS, ["-i", HOST, "-p", String(port)], null, port)
+    // microsocks logs every connection on stderr: not echoed.
+    const child = await startChild("microsocks", MICROSOCKS, ["-i", HOST, "-p", String(port)], null, port, false)
     log(`microsocks  pid ${child.proc.pid} on ${HOST}:${child.port}`)
     return { child, skipped: null }
   } catch (e) {
@@ -321,6 +330,70 @@ export const startMitmproxy = async (): Promise<Optional> => {
     const skipped = `mitmdump did not start: ${(e as Error).message.split("\n")[0]}`
     log(`mitmproxy   skipped: ${skipped}`)
     return { child: null, skipped }
+  }
+}
+
+/** Something the client connects through: `direct` (no proxy) or a SOCKS5 proxy child. */
+export interface Peer {
+  readonly key: PeerKey
+  /** The SOCKS port, or null for direct. */
+  readonly proxyPort: number | null
+  readonly child: Child | null
+}
+
+export const PEER_KEYS = ["direct", "plainRelay", "mitm", "microsocks", "mitmproxy"] as const
+export type PeerKey = (typeof PEER_KEYS)[number]
+
+export interface Peers {
+  readonly running: ReadonlyArray<Peer>
+  /** Peers not run, and why (not installed, did not start, or not asked for). */
+  readonly skipped: Partial<Record<PeerKey, string>>
+  readonly get: (key: PeerKey) => Peer | undefined
+  readonly stop: () => Promise<void>
+}
+
+/** Starts the wanted peers of `keys` (direct needs nothing); missing optional ones are skipped and said so. */
+export const startPeers = async (
+  keys: ReadonlyArray<PeerKey>,
+  options: { cpuProfDir: string | null; wanted: ReadonlySet<string> | null; mitmArgs?: ReadonlyArray<string> }
+): Promise<Peers> => {
+  const running: Array<Peer> = []
+  const skipped: Partial<Record<PeerKey, string>> = {}
+  for (const key of keys) {
+    if (options.wanted !== null && !options.wanted.has(key)) {
+      skipped[key] = "not in --peers"
+      continue
+    }
+    switch (key) {
+      case "direct":
+        running.push({ key, proxyPort: null, child: null })
+        break
+      case "plainRelay": {
+        const child = await startPlainRelay()
+        running.push({ key, proxyPort: child.port, child })
+        break
+      }
+      case "mitm": {
+        const child = await startMitm({ cpuProfDir: options.cpuProfDir, extraArgs: options.mitmArgs })
+        running.push({ key, proxyPort: child.port, child })
+        break
+      }
+      case "microsocks":
+      case "mitmproxy": {
+        const o = key === "microsocks" ? await startMicrosocks() : await startMitmproxy()
+        if (o.child === null) skipped[key] = o.skipped!
+        else running.push({ key, proxyPort: o.child.port, child: o.child })
+        break
+      }
+    }
+  }
+  return {
+    running,
+    skipped,
+    get: (key) => running.find((p) => p.key === key),
+    stop: async () => {
+      await Promise.all(running.map((p) => stopChild(p.child)))
+    }
   }
 }
 
