@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, Layer, TestClock } from "effect"
+import { Duration, Effect, Fiber, Layer, Random, TestClock } from "effect"
 import { type Connection, serverStats } from "../src/domain/Connection.js"
 import type { ConnectionEvent } from "../src/domain/Event.js"
 import { defaultSettings } from "../src/domain/Settings.js"
@@ -99,6 +99,23 @@ describe("the delay policy", () => {
         expect(millis).toBeGreaterThanOrEqual(200)
         expect(millis).toBeLessThanOrEqual(800)
       }
+    }).pipe(Effect.provide(SettingsDelayPolicy.layer.pipe(
+      Layer.provide(SettingsLive.layer({ ...defaultSettings, socksDelay: { _tag: "Range", minMillis: 200, maxMillis: 800 } }))
+    ))))
+})
+
+describe("the delay policy's random source", () => {
+  it.effect("is Effect's Random service: a fixed seed draws the same range delays every run", () =>
+    Effect.gen(function*() {
+      const delays = yield* DelayPolicy
+      const draws = (seed: string) =>
+        Effect.forEach([1, 2, 3, 4, 5], () => Effect.map(delays.forConnection("example.com"), (d) => Duration.toMillis(d.socks))).pipe(
+          Effect.withRandom(Random.make(seed))
+        )
+      const first = yield* draws("tor")
+      expect(yield* draws("tor")).toEqual(first)
+      expect(yield* draws("another seed")).not.toEqual(first)
+      for (const millis of first) expect(millis >= 200 && millis <= 800).toBe(true)
     }).pipe(Effect.provide(SettingsDelayPolicy.layer.pipe(
       Layer.provide(SettingsLive.layer({ ...defaultSettings, socksDelay: { _tag: "Range", minMillis: 200, maxMillis: 800 } }))
     ))))
