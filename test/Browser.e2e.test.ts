@@ -8,36 +8,11 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { type Browser, chromium } from "playwright-core"
+import { chromiumThrough } from "./support/Chromium.js"
 import { eventually, httpOrigin, startMitm } from "./support/Loopback.js"
 import { loopbackSocksServer } from "./support/LoopbackSocksServer.js"
 
 const artifacts = path.resolve("test-artifacts")
-const executablePath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium"
-
-const launch = (proxyPort: number) =>
-  Effect.acquireRelease(
-    Effect.promise(() =>
-      chromium.launch({
-        executablePath,
-        headless: true,
-        args: [
-          `--proxy-server=socks5://127.0.0.1:${proxyPort}`,
-          "--proxy-bypass-list=<-loopback>",
-          "--no-sandbox",
-          "--disable-gpu",
-          "--disable-quic",
-          "--no-first-run",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--disable-sync",
-          "--disable-features=OptimizationHints,MediaRouter,Translate"
-        ]
-      })
-    ),
-    (browser: Browser) => Effect.promise(() => browser.close())
-  )
-
 /** A small asset; the slow origin answers after a pause so the graph has something to show. */
 const asset = (name: string, origin: string, pauseMillis: number) => ({ name, origin, pauseMillis })
 
@@ -81,7 +56,7 @@ ${assets.filter((a) => a.name.endsWith(".js")).map((a) => `<script src="http://$
 
       const upstream = yield* loopbackSocksServer
       const mitm = yield* startMitm({ upstream: { _tag: "Socks5", host: "127.0.0.1", port: upstream.port } })
-      const browser = yield* launch(mitm.proxy.port)
+      const browser = yield* chromiumThrough(mitm.proxy.port)
       const context = yield* Effect.promise(() => browser.newContext({ acceptDownloads: true, viewport: { width: 1400, height: 1000 } }))
       const page = yield* Effect.promise(() => context.newPage())
       const dialogs: Array<string> = []

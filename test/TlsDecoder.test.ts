@@ -11,15 +11,8 @@ import { feedTls, initialTlsDecoder, tlsDecoderDone, type TlsDecoderState } from
 
 // --- building TLS bytes by hand ---
 
-const bytes = (...parts: ReadonlyArray<Uint8Array | ReadonlyArray<number>>): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-  let at = 0
-  for (const p of parts) {
-    out.set(p, at)
-    at += p.length
-  }
-  return out
-}
+const bytes = (...parts: ReadonlyArray<Uint8Array | ReadonlyArray<number>>): Uint8Array =>
+  new Uint8Array(Buffer.concat(parts.map((part) => Uint8Array.from(part))))
 const u16 = (n: number): Array<number> => [n >> 8, n & 0xff]
 const u24 = (n: number): Array<number> => [n >> 16, (n >> 8) & 0xff, n & 0xff]
 const ascii = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0))

@@ -9,7 +9,7 @@ import { Effect } from "effect"
 import * as crypto from "node:crypto"
 import type { Connection } from "../src/domain/Connection.js"
 import { socksReplyName } from "../src/domain/SocksProtocol.js"
-import { chromium } from "playwright-core"
+import { chromiumThrough } from "./support/Chromium.js"
 import { eventually, httpOrigin, startMitm } from "./support/Loopback.js"
 import { connectRaw, socks5Connect, socks5Greeting, socks5Open } from "./support/SocksClient.js"
 import { torAvailable, torNetwork } from "./support/TorNetwork.js"
@@ -122,25 +122,7 @@ describe("MITM through a private Tor network", () => {
           response.writeHead(200, { "content-type": "image/svg+xml" }).end(`<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>`)
         }
       }, "127.0.0.1")
-      const browser = yield* Effect.acquireRelease(
-        Effect.promise(() =>
-          chromium.launch({
-            executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-            args: [
-              `--proxy-server=socks5://127.0.0.1:${mitm.proxy.port}`,
-              "--proxy-bypass-list=<-loopback>",
-              "--no-sandbox",
-              "--disable-gpu",
-              "--disable-quic",
-              "--no-first-run",
-              "--disable-background-networking",
-              "--disable-component-update",
-              "--disable-sync"
-            ]
-          })
-        ),
-        (browser) => Effect.promise(() => browser.close())
-      )
+      const browser = yield* chromiumThrough(mitm.proxy.port)
       const tab = yield* Effect.promise(() => browser.newPage())
       const loadStarted = process.hrtime.bigint()
       yield* Effect.promise(() => tab.goto(`http://127.0.0.1:${page.port}/`, { waitUntil: "load", timeout: 60_000 }))

@@ -209,16 +209,7 @@ const endMessage = (w: Work, direction: Direction, side: MSide): void => {
   }
 }
 
-const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
-  if (parts.length === 1) return parts[0]
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-  let at = 0
-  for (const p of parts) {
-    out.set(p, at)
-    at += p.length
-  }
-  return out
-}
+const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => (parts.length === 1 ? parts[0] : Buffer.concat(parts))
 
 const helloName = (type: number): string => (type === CLIENT_HELLO ? "ClientHello" : "ServerHello")
 

@@ -6,16 +6,11 @@ import { Context, type Effect } from "effect"
 import type { Connection, ConnectionProtocol, ConnectionState } from "../domain/Connection.js"
 import type { ConnectionEvent, Direction } from "../domain/Event.js"
 
-export interface ConnectionInit {
-  readonly client: string
-  readonly host: string
-  readonly port: number
-  readonly socksVersion: 4 | 5
-  readonly command: string
-  readonly isolation: string | null
-  readonly upstream: string
-  readonly openedAt: number
-}
+/** What is known of a connection when it opens. */
+export type ConnectionInit = Pick<
+  Connection,
+  "client" | "host" | "port" | "socksVersion" | "command" | "isolation" | "upstream" | "openedAt"
+>
 
 /**
  * One connection's recorder. Its methods are plain functions because the relay
