@@ -89,6 +89,27 @@ describe("the connection page", () => {
   })
 })
 
+describe("hostile TLS and decode-error text", () => {
+  it("shows a hostile SNI and decode error as text in the connection page, its graph and the report", () => {
+    const evil = connection({
+      protocol: "tls",
+      events: [
+        { time: 0, type: "SocksRequestStart", detail: "example.com:443" },
+        { time: 0.1, type: "TlsClientHello", detail: `SNI ${hostile}, ALPN h2, versions TLS 1.3` },
+        { time: 0.2, type: "DecodeError", detail: `TlsParseError: ${hostile}` }
+      ]
+    })
+    for (const page of [
+      connectionBody({ connection: evil, headers: "all", now: 1, version: 1 }).text,
+      reportBody({ connections: [evil], counts: { total: 1, evicted: 0, eventsCut: 0 }, now: 1, version: 1, filter: { live: true } }).text
+    ]) {
+      expect(page).not.toContain("<script>alert(1)")
+      expect(page).not.toContain(`"'></svg>`)
+    }
+    expect(connectionBody({ connection: evil, headers: "all", now: 1, version: 1 }).text).toContain("SNI &lt;script&gt;alert(1)&lt;/script&gt;")
+  })
+})
+
 describe("the report page", () => {
   it("has the summary, the graph, the server table and the connection list, all escaped", () => {
     const page = reportBody({
