@@ -4,7 +4,7 @@
  * minimal keep-alive HTTP/1.1 client, statistics and output. Everything stays on 127.0.0.1.
  */
 import { spawn, execFileSync, type ChildProcess } from "node:child_process"
-import { existsSync, readFileSync } from "node:fs"
+import { existsSync, readdirSync, readFileSync } from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -434,7 +434,7 @@ export const statusMiB = (pid: number | undefined, field: string): number | null
 /** Open file descriptors of a process (entries in /proc/PID/fd), or null. */
 export const openFds = (pid: number | undefined): number | null => {
   try {
-    return (execFileSync("ls", [`/proc/${pid}/fd`], { encoding: "utf8" }).match(/\n/g) ?? []).length
+    return readdirSync(`/proc/${pid}/fd`).length
   } catch {
     return null
   }
