@@ -646,7 +646,8 @@ export const ratio = (a: number | null | undefined, b: number | null | undefined
 /** A fixed-width table: the first column left-aligned, the rest right-aligned. */
 export const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string | number | null>>): string => {
   const cells = [header, ...rows.map((r) => r.map((c) => (c === null ? "—" : String(c))))]
-  const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)))
+  // The last column is not padded, so a long note there does not widen the table.
+  const widths = header.map((_, i) => (i === header.length - 1 ? 0 : Math.max(...cells.map((r) => (r[i] ?? "").length))))
   return cells
     .map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ").trimEnd())
     .join("\n")

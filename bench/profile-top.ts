@@ -1,0 +1,90 @@
+/**
+ * Summarizes V8 CPU profiles (`--cpu-prof` output, e.g. from `npx tsx bench/connrate.ts
+ * --cpu-prof /tmp/prof --peers mitm`): the functions with the most self time, and the same
+ * grouped by file (src/…, node_modules/<package>, node: internals, (garbage collector), …).
+ *
+ *   npx tsx bench/profile-top.ts /tmp/prof [--top 25]      # every *.cpuprofile in the folder, merged
+ *   npx tsx bench/profile-top.ts /tmp/prof/CPU.….cpuprofile
+ *   npx tsx bench/profile-top.ts /tmp/prof --last 10      # only the last 10 s of each profile
+ */
+import { readdirSync, readFileSync, statSync } from "node:fs"
+import * as path from "node:path"
+import { ROOT, fail, parseRuns, table } from "./common.js"
+
+interface Node {
+  readonly id: number
+  readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number }
+}
+interface Profile {
+  readonly nodes: ReadonlyArray<Node>
+  readonly samples: ReadonlyArray<number>
+  readonly timeDeltas: ReadonlyArray<number>
+  readonly endTime: number
+}
+
+const args = process.argv.slice(2)
+let top = 25
+let lastSeconds = Infinity
+const inputs: Array<string> = []
+for (let i = 0; i < args.length; i++) {
+  if (args[i] === "--top") top = parseRuns(args[++i] ?? fail("--top: missing value"), "--top")
+  else if (args[i] === "--last") lastSeconds = Number(args[++i] ?? fail("--last: missing value"))
+  else inputs.push(args[i])
+}
+if (inputs.length === 0) fail("usage: npx tsx bench/profile-top.ts DIR|FILE.cpuprofile [--top N]")
+const files = inputs.flatMap((p) =>
+  statSync(p).isDirectory() ? readdirSync(p).filter((f) => f.endsWith(".cpuprofile")).map((f) => path.join(p, f)) : [p]
+)
+if (files.length === 0) fail(`no .cpuprofile files in ${inputs.join(", ")}`)
+
+const where = (url: string): string => {
+  if (url === "") return ""
+  const file = url.replace(/^file:\/\//, "")
+  const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)\/(.*)$/.exec(file)
+  if (nm) return `${nm[1]}/${nm[2]}`
+  return file.startsWith(ROOT) ? path.relative(ROOT, file) : file
+}
+const group = (url: string, name: string): string => {
+  if (url === "") return name.startsWith("(") ? name : "(native)"
+  const file = url.replace(/^file:\/\//, "")
+  const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(file)
+  if (nm) return nm[1]
+  if (file.startsWith("node:")) return "node: internals"
+  return file.startsWith(ROOT) ? path.relative(ROOT, file) : file
+}
+
+const byFunction = new Map<string, number>()
+const byGroup = new Map<string, number>()
+let total = 0
+for (const file of files) {
+  const profile = JSON.parse(readFileSync(file, "utf8")) as Profile
+  const nodes = new Map(profile.nodes.map((n) => [n.id, n]))
+  // sample times from the end backwards, for --last
+  const at: Array<number> = new Array(profile.samples.length)
+  let t = profile.endTime
+  for (let i = profile.samples.length - 1; i >= 0; i--) {
+    at[i] = t
+    t -= profile.timeDeltas[i] ?? 0
+  }
+  profile.samples.forEach((id, i) => {
+    if (profile.endTime - at[i] > lastSeconds * 1e6) return
+    const dt = profile.timeDeltas[i] ?? 0
+    const n = nodes.get(id)
+    if (n === undefined) return
+    const { functionName, url, lineNumber } = n.callFrame
+    const key = `${functionName || "(anonymous)"}  ${where(url)}${url ? `:${lineNumber + 1}` : ""}`
+    byFunction.set(key, (byFunction.get(key) ?? 0) + dt)
+    const g = group(url, functionName)
+    byGroup.set(g, (byGroup.get(g) ?? 0) + dt)
+    total += dt
+  })
+}
+const rows = (m: Map<string, number>, n: number) =>
+  [...m].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, us]) => [k, (us / 1000).toFixed(0), `${((us / total) * 100).toFixed(1)}%`])
+process.stdout.write(
+  `${files.length} profile(s), ${(total / 1e6).toFixed(1)} s sampled\n\nself time by function\n` +
+    table(["function  file:line", "ms", "%"], rows(byFunction, top)) +
+    `\n\nself time by file / package\n` +
+    table(["file or package", "ms", "%"], rows(byGroup, 15)) +
+    "\n"
+)
