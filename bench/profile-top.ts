@@ -13,6 +13,7 @@ import { ROOT, fail, parseRuns, table } from "./common.js"
 
 interface Node {
   readonly id: number
+  readonly children?: ReadonlyArray<number>
   readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number }
 }
 interface Profile {
@@ -55,10 +56,23 @@ const group = (url: string, name: string): string => {
 
 const byFunction = new Map<string, number>()
 const byGroup = new Map<string, number>()
+/** Every sample charged to the innermost src/ frame on its stack (self + what it called). */
+const bySrc = new Map<string, number>()
 let total = 0
+let idle = 0
 for (const file of files) {
   const profile = JSON.parse(readFileSync(file, "utf8")) as Profile
   const nodes = new Map(profile.nodes.map((n) => [n.id, n]))
+  const parent = new Map<number, number>()
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
+  const srcFrame = (id: number): string => {
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+      const f = nodes.get(cur)!.callFrame
+      const file = f.url.replace(/^file:\/\//, "")
+      if (file.startsWith(path.join(ROOT, "src"))) return `${f.functionName || "(anonymous)"}  ${path.relative(ROOT, file)}:${f.lineNumber + 1}`
+    }
+    return "(no src/ frame on the stack)"
+  }
   // sample times from the end backwards, for --last
   const at: Array<number> = new Array(profile.samples.length)
   let t = profile.endTime
@@ -72,6 +86,11 @@ for (const file of files) {
     const n = nodes.get(id)
     if (n === undefined) return
     const { functionName, url, lineNumber } = n.callFrame
+    if (functionName === "(idle)") {
+      idle += dt
+      return
+    }
+    bySrc.set(srcFrame(id), (bySrc.get(srcFrame(id)) ?? 0) + dt)
     const key = `${functionName || "(anonymous)"}  ${where(url)}${url ? `:${lineNumber + 1}` : ""}`
     byFunction.set(key, (byFunction.get(key) ?? 0) + dt)
     const g = group(url, functionName)
@@ -82,9 +101,11 @@ for (const file of files) {
 const rows = (m: Map<string, number>, n: number) =>
   [...m].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, us]) => [k, (us / 1000).toFixed(0), `${((us / total) * 100).toFixed(1)}%`])
 process.stdout.write(
-  `${files.length} profile(s), ${(total / 1e6).toFixed(1)} s sampled\n\nself time by function\n` +
+  `${files.length} profile(s), ${((total + idle) / 1e6).toFixed(1)} s sampled, ${(total / 1e6).toFixed(1)} s busy (percentages of busy time)\n\nself time by function\n` +
     table(["function  file:line", "ms", "%"], rows(byFunction, top)) +
     `\n\nself time by file / package\n` +
     table(["file or package", "ms", "%"], rows(byGroup, 15)) +
+    `\n\ntime charged to the innermost src/ frame on the stack (self + callees)\n` +
+    table(["src function  file:line", "ms", "%"], rows(bySrc, 12)) +
     "\n"
 )
