@@ -13,6 +13,9 @@ const direct = { upstream: { _tag: "Direct" } } as const
 /** Open sockets and servers in this process (Node's handle list): for leak checks. */
 const handles = () => (process as unknown as { _getActiveHandles(): Array<unknown> })._getActiveHandles().length
 
+/** Every connection fiber has ended: nothing is left running for closed clients. */
+const noFibersLeft = (clients: Effect.Effect<number>) => eventually(Effect.map(clients, (n) => (n === 0 ? true : undefined)))
+
 const stillServes = (proxyPort: number, originPort: number) =>
   Effect.gen(function*() {
     const { connection, reply } = yield* socks5Open(proxyPort, "127.0.0.1", originPort)
@@ -35,6 +38,7 @@ describe("broken peers", () => {
       expect(recorded.closedBy).toBe("client")
       expect(recorded.error).toMatch(/^client: .*ECONNRESET/)
       yield* stillServes(mitm.proxy.port, origin.port)
+      yield* noFibersLeft(mitm.clients)
     }))
 
   it.scopedLive("an upstream that resets mid-response is recorded as failed and the client's socket is closed", () =>
@@ -56,6 +60,7 @@ describe("broken peers", () => {
       expect(recorded.error).toMatch(/^server: .*ECONNRESET/)
       expect(recorded.events.filter((e) => e.type === "HttpResponseEnd")).toHaveLength(0)
       yield* stillServes(mitm.proxy.port, good.port)
+      yield* noFibersLeft(mitm.clients)
     }))
 
   it.scoped("a SOCKS upstream that accepts and never answers gives the client a failure reply after 120 s (TestClock), not a hang", () =>
@@ -79,6 +84,7 @@ describe("broken peers", () => {
       expect(reply[1]).toBe(0x01)
       const recorded = yield* TestServices.provideLive(eventually(Effect.map(mitm.connections, (all) => all.find((c) => c.state === "failed"))))
       expect(recorded.error).toMatch(/Timeout/)
+      yield* TestServices.provideLive(noFibersLeft(mitm.clients))
       // MITM let go of its socket to the silent upstream.
       yield* TestServices.provideLive(eventually(Effect.sync(() => upstreamSockets === 1 && upstreamClosed === 1 ? true : undefined)))
     }))
@@ -118,6 +124,7 @@ describe("broken peers", () => {
       const recorded = yield* mitm.connections
       expect(recorded.every((c) => c.closedBy === "server")).toBe(true)
       yield* eventually(Effect.sync(() => handles() <= before + 2 ? true : undefined))
+      yield* noFibersLeft(mitm.clients)
     }))
 
   it.scopedLive("garbage after a valid greeting gets the right SOCKS reply, and many bad clients leave nothing open", () =>
@@ -134,5 +141,6 @@ describe("broken peers", () => {
       }
       yield* stillServes(mitm.proxy.port, origin.port)
       yield* eventually(Effect.sync(() => handles() <= before + 2 ? true : undefined))
+      yield* noFibersLeft(mitm.clients)
     }))
 })

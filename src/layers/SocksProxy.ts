@@ -329,7 +329,7 @@ export const make = (config: SocksProxyConfig) =>
     server.on("error", (error) => run(Effect.logError("SOCKS listener", error)))
     // Stop accepting first; the FiberSet's finalizer then interrupts the open connections.
     yield* Effect.addFinalizer(() => Effect.sync(() => server.close()))
-    return { address } satisfies ProxyService
+    return { address, clients: Effect.sync(() => clients) } satisfies ProxyService
   })
 
 export const layer = (config: SocksProxyConfig) => Layer.scoped(Proxy, make(config))

@@ -70,6 +70,7 @@ export class Mitm extends Context.Tag("test/Mitm")<Mitm, {
   readonly proxy: Address
   readonly report: Address
   readonly connections: Effect.Effect<ReadonlyArray<Connection>>
+  readonly clients: Effect.Effect<number>
 }>() {}
 
 /** A running MITM on ephemeral ports; the upstream follows the settings unless another layer is given. */
@@ -86,8 +87,10 @@ export const startMitm = (
       maxClients
     }, upstream))
     const reporter = Context.get(context, Reporter)
+    const proxy = Context.get(context, Proxy)
     return {
-      proxy: Context.get(context, Proxy).address,
+      proxy: proxy.address,
+      clients: proxy.clients,
       report: Context.get(context, ReportServer).address!,
       connections: reporter.connections
     }
