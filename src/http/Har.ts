@@ -241,15 +241,11 @@ const exchangesOf = (events: ReadonlyArray<ConnectionEvent>) => {
   let socksDelay: Held | undefined
   let open: Held | undefined
   let decodeError: string | undefined
-  // Requests that started in the chunk just recorded: an HTTP delay holds that chunk, and is
-  // recorded right after its events.
-  let chunk: Array<Exchange> = []
   for (const event of events) {
     switch (event.type) {
       case "HttpRequestStart": {
         const exchange: Exchange = { request: event }
         exchanges.push(exchange)
-        chunk.push(exchange)
         continue
       }
       case "HttpRequestEnd":
@@ -270,7 +266,14 @@ const exchangesOf = (events: ReadonlyArray<ConnectionEvent>) => {
       case "DelayStart":
         open = { start: event.time, end: undefined }
         if (event.detail.startsWith("SOCKS")) socksDelay = open
-        else for (const exchange of chunk) exchange.held = open
+        else {
+          // The relay holds each request in turn, in request order, before it is answered:
+          // the first request not yet held nor answered.
+          const next = exchanges.find((exchange) =>
+            exchange.held === undefined && exchange.response === undefined && exchange.request.time <= event.time
+          )
+          if (next !== undefined) next.held = open
+        }
         break
       case "DelayEnd":
         if (open !== undefined) open.end = event.time
@@ -280,7 +283,6 @@ const exchangesOf = (events: ReadonlyArray<ConnectionEvent>) => {
         decodeError ??= event.detail
         continue
     }
-    chunk = []
   }
   return { exchanges, socksStart, socksEnd, socksDelay, decodeError }
 }
