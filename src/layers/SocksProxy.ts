@@ -29,6 +29,8 @@ import { Throttle } from "../services/Throttle.js"
 import { Upstream, type UpstreamRoute } from "../services/Upstream.js"
 import { type Hold, relay } from "./Relay.js"
 
+const noRequests: ReadonlyArray<number> = []
+
 /** The in-band report's host: answered by MITM itself, never sent upstream, never measured. */
 export const reportHost = "mitm.proxy"
 
@@ -158,13 +160,16 @@ export const make = (config: SocksProxyConfig) =>
           const events = observer.feed(direction, chunk)
           if (events.length > 0 || protocol === "pending") recordAll(events)
           const throttled = throttle.take(direction, chunk.length)
+          const requests = httpRequestDelay !== undefined && direction === "up" ? observer.requestOffsets() : noRequests
+          // The common case, nothing held, allocates nothing.
+          if (throttled === undefined && requests.length === 0) return undefined
           const holds: Array<Hold> = throttled === undefined ? [] : [{ at: 0, release: Effect.sleep(throttled) }]
-          if (httpRequestDelay !== undefined && direction === "up") {
-            for (const at of observer.requestOffsets()) {
+          if (httpRequestDelay !== undefined) {
+            for (const at of requests) {
               holds.push({ at, release: Effect.flatMap(httpRequestDelay, (delay) => hold(recorder, "HTTP request", delay)) })
             }
           }
-          return holds.length === 0 ? undefined : holds
+          return holds
         },
         ended: (direction: Direction) => recordAll(observer.end(direction))
       }
