@@ -5,36 +5,12 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { execFileSync } from "node:child_process"
-import * as fs from "node:fs"
 import * as https from "node:https"
 import { createRequire } from "node:module"
-import * as os from "node:os"
-import * as path from "node:path"
 import * as tls from "node:tls"
 import { eventually, startMitm, tcpServer } from "./support/Loopback.js"
+import { hasOpenssl, selfSigned } from "./support/SelfSigned.js"
 import { connectRaw, socks5Connect, socks5Greeting, socks5Open } from "./support/SocksClient.js"
-
-const hasOpenssl = (() => {
-  try {
-    execFileSync("openssl", ["version"], { stdio: "ignore" })
-    return true
-  } catch {
-    return false
-  }
-})()
-
-/** A self-signed certificate for localhost, made at test time in a temporary folder. */
-const selfSigned = () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mitm-https-"))
-  execFileSync("openssl", [
-    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=localhost",
-    "-days", "1", "-keyout", path.join(dir, "key.pem"), "-out", path.join(dir, "cert.pem")
-  ], { stdio: "ignore" })
-  const pair = { key: fs.readFileSync(path.join(dir, "key.pem")), cert: fs.readFileSync(path.join(dir, "cert.pem")) }
-  fs.rmSync(dir, { recursive: true })
-  return pair
-}
 
 describe("HTTPS and privacy", () => {
   it.scopedLive.skipIf(!hasOpenssl)("an HTTPS fetch through MITM shows the server name, the TLS versions and the handshake timing", () =>

@@ -1,13 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
-import { execFileSync } from "node:child_process"
-import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import * as net from "node:net"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
 import * as tls from "node:tls"
 import * as fc from "fast-check"
 import type { DecoderEvent, Direction } from "../src/domain/Event.js"
 import { feedTls, initialTlsDecoder, tlsDecoderDone, type TlsDecoderState } from "../src/domain/TlsDecoder.js"
+import { hasOpenssl, selfSigned } from "./support/SelfSigned.js"
 
 // --- building TLS bytes by hand ---
 
@@ -164,70 +161,49 @@ const captureClientHello = async (options: tls.ConnectionOptions): Promise<Uint8
   return new Uint8Array(Buffer.concat(received))
 }
 
-const hasOpenssl = (() => {
-  try {
-    execFileSync("openssl", ["version"], { stdio: "ignore" })
-    return true
-  } catch {
-    return false
-  }
-})()
-
 /** A full handshake and one echo through a recording relay; returns the relayed chunks in order. */
 const recordRealHandshake = async (maxVersion: tls.SecureVersion): Promise<Array<Step>> => {
-  const dir = mkdtempSync(join(tmpdir(), "mitm-tls-"))
-  try {
-    execFileSync(
-      "openssl",
-      ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=localhost"]
-        .concat(["-days", "1", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")]),
-      { stdio: "ignore" }
-    )
-    const key = readFileSync(join(dir, "key.pem"))
-    const cert = readFileSync(join(dir, "cert.pem"))
-    const server = tls.createServer({ key, cert, ALPNProtocols: ["h2"], maxVersion }, (socket) => {
-      socket.on("data", (data) => socket.write(data))
-      socket.on("error", () => {})
+  const { cert, key } = selfSigned()
+  const server = tls.createServer({ key, cert, ALPNProtocols: ["h2"], maxVersion }, (socket) => {
+    socket.on("data", (data) => socket.write(data))
+    socket.on("error", () => {})
+  })
+  const serverPort = await listen(server)
+  const steps: Array<Step> = []
+  const relay = net.createServer((inbound) => {
+    const outbound = net.connect(serverPort, "127.0.0.1")
+    inbound.on("data", (d) => {
+      steps.push(["up", new Uint8Array(d)])
+      outbound.write(d)
     })
-    const serverPort = await listen(server)
-    const steps: Array<Step> = []
-    const relay = net.createServer((inbound) => {
-      const outbound = net.connect(serverPort, "127.0.0.1")
-      inbound.on("data", (d) => {
-        steps.push(["up", new Uint8Array(d)])
-        outbound.write(d)
-      })
-      outbound.on("data", (d) => {
-        steps.push(["down", new Uint8Array(d)])
-        inbound.write(d)
-      })
-      inbound.on("error", () => outbound.destroy())
-      outbound.on("error", () => inbound.destroy())
-      inbound.on("close", () => outbound.destroy())
-      outbound.on("close", () => inbound.destroy())
+    outbound.on("data", (d) => {
+      steps.push(["down", new Uint8Array(d)])
+      inbound.write(d)
     })
-    const relayPort = await listen(relay)
-    await new Promise<void>((resolve, reject) => {
-      const client = tls.connect({
-        host: "127.0.0.1",
-        port: relayPort,
-        servername: "example.com",
-        ALPNProtocols: ["h2", "http/1.1"],
-        rejectUnauthorized: false
-      })
-      client.on("error", reject)
-      client.on("secureConnect", () => client.write("ping"))
-      client.on("data", () => {
-        client.end()
-        resolve()
-      })
+    inbound.on("error", () => outbound.destroy())
+    outbound.on("error", () => inbound.destroy())
+    inbound.on("close", () => outbound.destroy())
+    outbound.on("close", () => inbound.destroy())
+  })
+  const relayPort = await listen(relay)
+  await new Promise<void>((resolve, reject) => {
+    const client = tls.connect({
+      host: "127.0.0.1",
+      port: relayPort,
+      servername: "example.com",
+      ALPNProtocols: ["h2", "http/1.1"],
+      rejectUnauthorized: false
     })
-    relay.close()
-    server.close()
-    return steps
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
+    client.on("error", reject)
+    client.on("secureConnect", () => client.write("ping"))
+    client.on("data", () => {
+      client.end()
+      resolve()
+    })
+  })
+  relay.close()
+  server.close()
+  return steps
 }
 
 describe("TlsDecoder", () => {

@@ -1,0 +1,30 @@
+/**
+ * A self-signed certificate for localhost, made with openssl at test time in a
+ * temporary folder (removed again), for local TLS origins.
+ */
+import { execFileSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+
+export const hasOpenssl = (() => {
+  try {
+    execFileSync("openssl", ["version"], { stdio: "ignore" })
+    return true
+  } catch {
+    return false
+  }
+})()
+
+export const selfSigned = (): { readonly key: Buffer; readonly cert: Buffer } => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mitm-tls-"))
+  try {
+    execFileSync("openssl", [
+      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=localhost",
+      "-days", "1", "-keyout", path.join(dir, "key.pem"), "-out", path.join(dir, "cert.pem")
+    ], { stdio: "ignore" })
+    return { key: fs.readFileSync(path.join(dir, "key.pem")), cert: fs.readFileSync(path.join(dir, "cert.pem")) }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+}
