@@ -78,6 +78,7 @@ export const make: Effect.Effect<StoreService, never, SettingsStore> = Effect.ge
           if (direction === "up") connection.bytesUp += count
           else connection.bytesDown += count
         },
+        current: () => connection,
         setProtocol: (protocol: ConnectionProtocol) => {
           connection.protocol = protocol
         },

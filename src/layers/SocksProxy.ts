@@ -201,12 +201,11 @@ export const make = (config: SocksProxyConfig) =>
       Effect.gen(function*() {
         if (state === "failed") yield* endWith(socket, undefined)
         const time = sessionClock.unsafeNow()
-        const connection = yield* store.get(recorder.id)
-        const bytes = connection === undefined ? "" : `, ${connection.bytesUp} bytes up, ${connection.bytesDown} bytes down`
+        const { bytesDown, bytesUp } = recorder.current()
         recorder.record({
           time,
           type: "ConnectionClose",
-          detail: `${closedBy === null ? "closed by MITM" : `closed by ${closedBy}`}${bytes}`
+          detail: `${closedBy === null ? "closed by MITM" : `closed by ${closedBy}`}, ${bytesUp} bytes up, ${bytesDown} bytes down`
         })
         recorder.finish({ state, time, closedBy, error })
       })

@@ -20,6 +20,8 @@ export interface ConnectionRecorder {
   readonly id: number
   readonly record: (event: ConnectionEvent) => void
   readonly addBytes: (direction: Direction, count: number) => void
+  /** The connection as recorded so far (still readable after a reset forgot it). */
+  readonly current: () => Connection
   readonly setProtocol: (protocol: ConnectionProtocol) => void
   readonly setUpstream: (upstream: string) => void
   readonly finish: (finish: {
