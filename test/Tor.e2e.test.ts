@@ -5,7 +5,7 @@
  * package (.ci/run installs it).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Schedule } from "effect"
 import * as crypto from "node:crypto"
 import type { Connection } from "../src/domain/Connection.js"
 import { socksReplyName } from "../src/domain/SocksProtocol.js"
@@ -68,6 +68,13 @@ describe("MITM through a private Tor network", () => {
       console.log(`private Tor network bootstrapped in ${tor.bootstrapSeconds.toFixed(1)} s (client SOCKS 127.0.0.1:${tor.socksPort})`)
       const origin = yield* httpOrigin((_request, response) => response.end("hello through tor"), "127.0.0.1")
       const mitm = yield* startMitm({ upstream: { _tag: "Socks5", host: "127.0.0.1", port: tor.socksPort } })
+
+      // A freshly bootstrapped network can still refuse a first stream (0x01) while the exits
+      // learn about each other; wait (bounded) until Tor itself carries one.
+      yield* connectCode(tor.socksPort, "127.0.0.1", origin.port).pipe(
+        Effect.flatMap((code) => (code === 0x00 ? Effect.void : Effect.fail(new Error(`Tor answered 0x${code.toString(16)}`)))),
+        Effect.retry(Schedule.spaced("1 second").pipe(Schedule.upTo("60 seconds")))
+      )
 
       // client → MITM → Tor client → guard → middle → exit → origin
       const { connection, method, reply } = yield* socks5Open(mitm.proxy.port, "127.0.0.1", origin.port)
