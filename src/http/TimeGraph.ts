@@ -288,7 +288,8 @@ export const renderTimeGraph = (connections: ReadonlyArray<Connection>, options:
     ]),
     [(lx, ly) => html`<circle class="req" cx="${lx + 7}" cy="${ly - 4}" r="4"/>`, "request sent"],
     [(lx, ly) => html`<circle class="res" cx="${lx + 7}" cy="${ly - 4}" r="4"/>`, "response started"],
-    [(lx, ly) => html`<circle class="ireq" cx="${lx + 7}" cy="${ly - 4}" r="3.5"/><circle class="ires" cx="${lx + 17}" cy="${ly - 4}" r="3.5"/>`, "inferred (encrypted) request, response"],
+    [(lx, ly) => html`<circle class="ireq" cx="${lx + 7}" cy="${ly - 4}" r="3.5"/>`, "inferred request (encrypted)"],
+    [(lx, ly) => html`<circle class="ires" cx="${lx + 7}" cy="${ly - 4}" r="3.5"/>`, "inferred response (encrypted)"],
     [(lx, ly) => html`<g class="open"><rect class="bar" x="${lx}" y="${ly - 10}" width="14" height="12"/></g>`, "still open (drawn to now)"],
     [(lx, ly) => html`<g class="failed"><rect class="bar" x="${lx}" y="${ly - 10}" width="14" height="12"/></g>`, "failed"]
   ]
