@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, TestClock } from "effect"
+import { Duration, Effect, Exit, Fiber, TestClock } from "effect"
 import * as net from "node:net"
 import { UpstreamError } from "../src/domain/Errors.js"
 import type { SocksRequest } from "../src/domain/SocksRequest.js"
@@ -394,7 +394,8 @@ const echoServer = Effect.acquireRelease(
 )
 
 describe("internal (direct) upstream", () => {
-  const direct = InternalSocksUpstream.make()
+  // These tests never reach the connect timeout; test/Deadlines.test.ts tests the deadlines.
+  const direct = InternalSocksUpstream.make({ schedule: () => () => {}, resolution: Duration.zero })
 
   it("is named direct", () => {
     expect(direct.name).toBe("direct")

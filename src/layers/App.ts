@@ -5,9 +5,11 @@
  */
 import { Layer } from "effect"
 import type { Settings } from "../domain/Settings.js"
+import type { Deadlines } from "../services/Deadlines.js"
 import type { ListenAddress } from "../services/ReportServer.js"
 import type { SettingsStore } from "../services/Settings.js"
 import type { Upstream } from "../services/Upstream.js"
+import * as ClockDeadlines from "./ClockDeadlines.js"
 import * as InMemoryStore from "./InMemoryStore.js"
 import * as NodeReportServer from "./NodeReportServer.js"
 import * as ProtocolDecoder from "./ProtocolDecoder.js"
@@ -34,10 +36,11 @@ export interface AppConfig {
 }
 
 /** Everything but the upstream, which is one Layer to swap. */
-export const layerWith = <E>(config: AppConfig, upstreamLayer: Layer.Layer<Upstream, E, SettingsStore>) => {
+export const layerWith = <E>(config: AppConfig, upstreamLayer: Layer.Layer<Upstream, E, SettingsStore | Deadlines>) => {
   const settings = SettingsLive.layer(config.settings)
   const clock = SessionClockLive.layer
-  const upstream = upstreamLayer.pipe(Layer.provide(settings))
+  const deadlines = ClockDeadlines.layer()
+  const upstream = upstreamLayer.pipe(Layer.provide(Layer.merge(settings, deadlines)))
   const store = InMemoryStore.layer.pipe(Layer.provide(settings))
   const reporter = StoreReporter.layer.pipe(Layer.provide(Layer.merge(store, clock)))
   const report = NodeReportServer.layer({ listen: config.report, version, allowRemoteClients: config.allowRemoteClients ?? false }).pipe(Layer.provide(Layer.merge(reporter, settings)))
@@ -49,6 +52,7 @@ export const layerWith = <E>(config: AppConfig, upstreamLayer: Layer.Layer<Upstr
     Layer.provide(Layer.mergeAll(
       store,
       clock,
+      deadlines,
       report,
       upstream,
       ProtocolDecoder.layer,

@@ -10,6 +10,7 @@ import * as net from "node:net"
 import { UpstreamError } from "../domain/Errors.js"
 import { failureCode, SocksReplyCode } from "../domain/SocksProtocol.js"
 import { formatTarget, type SocksAddress, type SocksRequest } from "../domain/SocksRequest.js"
+import { Deadlines, type DeadlinesService } from "../services/Deadlines.js"
 import { Upstream, type UpstreamRoute, type UpstreamStream } from "../services/Upstream.js"
 
 const connectTimeout = Duration.seconds(10)
@@ -45,15 +46,28 @@ const connectFailure = (error: NodeJS.ErrnoException): [UpstreamError["reason"],
   }
 }
 
-const connect = (request: SocksRequest): Effect.Effect<UpstreamStream, UpstreamError> => {
+const connect = (deadlines: DeadlinesService) => (request: SocksRequest): Effect.Effect<UpstreamStream, UpstreamError> => {
   if (isOnion(request.host)) return Effect.fail(onionRefused(request))
   const target = formatTarget(request, request.port)
   return Effect.async<UpstreamStream, UpstreamError>((resume) => {
     const socket = net.connect({ host: request.host, port: request.port, allowHalfOpen: true, noDelay: true })
     const cleanup = () => {
+      cancelDeadline()
       socket.off("connect", onConnect)
       socket.off("error", onError)
     }
+    const onTimeout = () => {
+      cleanup()
+      socket.destroy()
+      resume(Effect.fail(
+        new UpstreamError({
+          reason: "Timeout",
+          replyCode: failureCode(request.version, SocksReplyCode.hostUnreachable),
+          detail: `cannot connect to ${target}: no connection within ${Duration.format(connectTimeout)}`
+        })
+      ))
+    }
+    const cancelDeadline = deadlines.schedule(connectTimeout, onTimeout)
     const onConnect = () => {
       cleanup()
       socket.pause()
@@ -82,17 +96,7 @@ const connect = (request: SocksRequest): Effect.Effect<UpstreamStream, UpstreamE
       cleanup()
       socket.destroy()
     })
-  }).pipe(
-    Effect.timeoutFail({
-      duration: connectTimeout,
-      onTimeout: () =>
-        new UpstreamError({
-          reason: "Timeout",
-          replyCode: failureCode(request.version, SocksReplyCode.hostUnreachable),
-          detail: `cannot connect to ${target}: no connection within ${Duration.format(connectTimeout)}`
-        })
-    })
-  )
+  })
 }
 
 const resolve = (request: SocksRequest): Effect.Effect<SocksAddress, UpstreamError> => {
@@ -135,7 +139,10 @@ const resolve = (request: SocksRequest): Effect.Effect<SocksAddress, UpstreamErr
 }
 
 /** The direct route: no SOCKS server in between. */
-export const make = (): UpstreamRoute => ({ name: "direct", connect, resolve })
+export const make = (deadlines: DeadlinesService): UpstreamRoute => ({ name: "direct", connect: connect(deadlines), resolve })
 
 /** The Upstream service that always goes direct. */
-export const layer: Layer.Layer<Upstream> = Layer.succeed(Upstream, { current: Effect.succeed(make()) })
+export const layer: Layer.Layer<Upstream, never, Deadlines> = Layer.effect(
+  Upstream,
+  Effect.map(Deadlines, (deadlines) => ({ current: Effect.succeed(make(deadlines)) }))
+)

@@ -3,7 +3,7 @@
  * own scoped fiber: SOCKS handshake, upstream connect, then the relay with the
  * decoder observing on the side. Everything it learns goes to the Store.
  */
-import { Cause, Clock, Duration, Effect, FiberSet, Layer } from "effect"
+import { Cause, Duration, Effect, FiberSet, Layer } from "effect"
 import * as net from "node:net"
 import type { ConnectionProtocol } from "../domain/Connection.js"
 import { describeDecodeError, type SocksParseError, UpstreamError } from "../domain/Errors.js"
@@ -19,6 +19,7 @@ import {
   socksReplyName
 } from "../domain/SocksProtocol.js"
 import { formatTarget, type SocksAddress, type SocksRequest } from "../domain/SocksRequest.js"
+import { Deadlines } from "../services/Deadlines.js"
 import { Decoder } from "../services/Decoder.js"
 import { type ConnectionDelays, DelayPolicy } from "../services/DelayPolicy.js"
 import { Proxy, type ProxyService } from "../services/Proxy.js"
@@ -39,33 +40,10 @@ const handshakeTimeout = Duration.seconds(30)
 
 type Handshake =
   | { readonly _tag: "Request"; readonly request: SocksRequest; readonly rest: Uint8Array }
-  | { readonly _tag: "Refused"; readonly error: SocksParseError }
+  | { readonly _tag: "Refused"; readonly error: SocksParseError; readonly reply: Uint8Array | undefined }
   | { readonly _tag: "Abandoned" }
 
-/** Reads one chunk from a paused socket and pauses it again; undefined at end of stream. */
-const readChunk = (socket: net.Socket): Effect.Effect<Buffer | undefined> =>
-  Effect.async<Buffer | undefined>((resume) => {
-    const cleanup = () => {
-      socket.off("data", onData)
-      socket.off("end", onEnd)
-      socket.off("close", onEnd)
-    }
-    const onData = (chunk: Buffer) => {
-      cleanup()
-      socket.pause()
-      resume(Effect.succeed(chunk))
-    }
-    const onEnd = () => {
-      cleanup()
-      resume(Effect.succeed(undefined))
-    }
-    if (socket.destroyed || socket.readableEnded) return resume(Effect.succeed(undefined))
-    socket.on("data", onData)
-    socket.once("end", onEnd)
-    socket.once("close", onEnd)
-    socket.resume()
-    return Effect.sync(cleanup)
-  })
+const abandoned: Handshake = { _tag: "Abandoned" }
 
 /** Writes the last bytes and half-closes; waits (bounded) until they are flushed. */
 const endWith = (socket: net.Socket, bytes: Uint8Array | undefined): Effect.Effect<void> =>
@@ -99,17 +77,33 @@ export const make = (config: SocksProxyConfig) =>
     const delays = yield* DelayPolicy
     const report = yield* ReportServer
     const throttles = yield* Throttle
+    const deadlines = yield* Deadlines
+    const clock = yield* Effect.clock
 
+    /**
+     * Reads the SOCKS handshake from the paused socket in one callback chain (no fiber per
+     * chunk): answers the greeting and ends with the request, a refusal to send, or nothing
+     * when the client leaves or has not finished within the handshake timeout.
+     */
     const handshake = (socket: net.Socket, firstByte: (at: bigint) => void) =>
-      Effect.gen(function*() {
+      Effect.async<Handshake>((resume) => {
         let state = initialSocksServer
         let first = true
-        while (true) {
-          const chunk = yield* readChunk(socket)
-          if (chunk === undefined) return { _tag: "Abandoned" } as Handshake
+        const cleanup = () => {
+          cancelDeadline()
+          socket.off("data", onData)
+          socket.off("end", onEnd)
+          socket.off("close", onEnd)
+        }
+        const finish = (result: Handshake) => {
+          cleanup()
+          socket.pause()
+          resume(Effect.succeed(result))
+        }
+        const onData = (chunk: Buffer) => {
           if (first) {
             first = false
-            firstByte(yield* Clock.currentTimeNanos)
+            firstByte(clock.unsafeCurrentTimeNanos())
           }
           const [next, steps] = feedSocksServer(state, chunk)
           state = next
@@ -119,17 +113,21 @@ export const make = (config: SocksProxyConfig) =>
                 socket.write(step.bytes)
                 break
               case "Request":
-                return { _tag: "Request", request: step.request, rest: step.rest } as Handshake
+                return finish({ _tag: "Request", request: step.request, rest: step.rest })
               case "Refuse":
-                yield* endWith(socket, step.reply)
-                return { _tag: "Refused", error: step.error } as Handshake
+                return finish({ _tag: "Refused", error: step.error, reply: step.reply })
             }
           }
         }
-      }).pipe(
-        Effect.timeout(handshakeTimeout),
-        Effect.catchTag("TimeoutException", () => Effect.succeed<Handshake>({ _tag: "Abandoned" }))
-      )
+        const onEnd = () => finish(abandoned)
+        const cancelDeadline = deadlines.schedule(handshakeTimeout, onEnd)
+        if (socket.destroyed || socket.readableEnded) return finish(abandoned)
+        socket.on("data", onData)
+        socket.once("end", onEnd)
+        socket.once("close", onEnd)
+        socket.resume()
+        return Effect.sync(cleanup)
+      })
 
     /** Holds for `delay`, recorded as DelayStart/DelayEnd so injected time reads apart from Tor's own. */
     const hold = (recorder: ConnectionRecorder, what: string, delay: Duration.Duration) =>
@@ -225,9 +223,10 @@ export const make = (config: SocksProxyConfig) =>
         if (opened._tag === "Left") return yield* failed(socket, recorder, request, opened.left)
         const stream = opened.right
         stream.socket.on("error", () => {}) // the relay reports errors; none may go unheard before it starts
-        yield* Effect.addFinalizer(() => Effect.sync(() => stream.socket.destroy()))
         reply(socket, recorder, request, stream.replyCode, stream.bound)
-        const outcome = yield* relay(socket, stream.socket, rest, observe(recorder, connectionDelays.httpRequest))
+        const outcome = yield* relay(socket, stream.socket, rest, observe(recorder, connectionDelays.httpRequest)).pipe(
+          Effect.ensuring(Effect.sync(() => stream.socket.destroy()))
+        )
         yield* close(socket, recorder, outcome.error === null ? "closed" : "failed", outcome.closedBy, outcome.error)
       })
 
@@ -243,20 +242,13 @@ export const make = (config: SocksProxyConfig) =>
     let clients = 0
     const serve = (socket: net.Socket, client: string) =>
       Effect.gen(function*() {
-        socket.on("error", () => {}) // errors surface where the socket is read; an unheard 'error' would crash Node
-        clients++
-        yield* Effect.addFinalizer(() =>
-          Effect.sync(() => {
-            clients--
-            socket.destroy()
-          })
-        )
         let firstByteAt = 0n
         const result = yield* handshake(socket, (at) => {
           firstByteAt = at
         })
         if (result._tag === "Abandoned") return
         if (result._tag === "Refused") {
+          yield* endWith(socket, result.reply)
           const recorder = yield* store.open({
             client,
             host: "",
@@ -310,7 +302,10 @@ export const make = (config: SocksProxyConfig) =>
             }))
         }
       }).pipe(
-        Effect.scoped,
+        Effect.ensuring(Effect.sync(() => {
+          clients--
+          socket.destroy()
+        })),
         Effect.catchAllCause((cause) =>
           Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logError("connection failed", cause)
         )
@@ -321,6 +316,8 @@ export const make = (config: SocksProxyConfig) =>
       const remote = socket.remoteAddress ?? ""
       // An open SOCKS proxy is an abuse magnet: strangers are turned away unless asked for.
       if (!config.allowRemoteClients && !isLoopback(remote)) return void socket.destroy()
+      socket.on("error", () => {}) // errors surface where the socket is read; an unheard 'error' would crash Node
+      clients++
       run(serve(socket, formatHostPort(remote, socket.remotePort ?? 0)))
     })
     const address = yield* Effect.async<ListenAddress, Error>((resume) => {

@@ -4,22 +4,26 @@
  */
 import { Effect, Layer } from "effect"
 import { formatUpstream, type UpstreamTarget } from "../domain/Settings.js"
+import { Deadlines, type DeadlinesService } from "../services/Deadlines.js"
 import { SettingsStore } from "../services/Settings.js"
 import { Upstream, type UpstreamRoute } from "../services/Upstream.js"
 import * as InternalSocksUpstream from "./InternalSocksUpstream.js"
 import * as SocksUpstream from "./SocksUpstream.js"
 
-export const routeFor = (target: UpstreamTarget): UpstreamRoute =>
-  target._tag === "Direct" ? InternalSocksUpstream.make() : SocksUpstream.make(target)
+export const routeFor = (target: UpstreamTarget, deadlines: DeadlinesService): UpstreamRoute =>
+  target._tag === "Direct" ? InternalSocksUpstream.make(deadlines) : SocksUpstream.make(target)
 
-export const layer: Layer.Layer<Upstream, never, SettingsStore> = Layer.effect(
+export const layer: Layer.Layer<Upstream, never, SettingsStore | Deadlines> = Layer.effect(
   Upstream,
-  Effect.map(SettingsStore, (settings) => {
-    let cached: { readonly key: string; readonly route: UpstreamRoute } | undefined
+  Effect.gen(function*() {
+    const settings = yield* SettingsStore
+    const deadlines = yield* Deadlines
+    let cached: { readonly target: UpstreamTarget; readonly key: string; readonly route: UpstreamRoute } | undefined
     return {
       current: Effect.map(settings.get, ({ upstream }) => {
+        if (cached?.target === upstream) return cached.route
         const key = formatUpstream(upstream)
-        if (cached?.key !== key) cached = { key, route: routeFor(upstream) }
+        cached = { target: upstream, key, route: cached?.key === key ? cached.route : routeFor(upstream, deadlines) }
         return cached.route
       })
     }

@@ -11,6 +11,7 @@ import * as App from "../../src/layers/App.js"
 import { Proxy } from "../../src/services/Proxy.js"
 import { Reporter } from "../../src/services/Reporter.js"
 import { ReportServer } from "../../src/services/ReportServer.js"
+import type { Deadlines } from "../../src/services/Deadlines.js"
 import type { SettingsStore } from "../../src/services/Settings.js"
 import type { Upstream } from "../../src/services/Upstream.js"
 import * as UpstreamFromSettings from "../../src/layers/UpstreamFromSettings.js"
@@ -76,7 +77,7 @@ export class Mitm extends Context.Tag("test/Mitm")<Mitm, {
 /** A running MITM on ephemeral ports; the upstream follows the settings unless another layer is given. */
 export const startMitm = (
   settings: Partial<Settings> = {},
-  upstream: Layer.Layer<Upstream, never, SettingsStore> = UpstreamFromSettings.layer,
+  upstream: Layer.Layer<Upstream, never, SettingsStore | Deadlines> = UpstreamFromSettings.layer,
   maxClients?: number
 ) =>
   Effect.gen(function*() {

@@ -1,0 +1,52 @@
+/**
+ * The live Deadlines: one fiber sleeps on the clock service (TestClock in
+ * tests) and, each `resolution`, fires the deadlines that have passed.
+ * Deadlines sit in buckets of one resolution each, so registering and
+ * cancelling cost a set insert and delete.
+ */
+import { Duration, Effect, Layer } from "effect"
+import { Deadlines, type DeadlinesService } from "../services/Deadlines.js"
+
+export const defaultResolution = Duration.seconds(1)
+
+export const make = (resolution: Duration.Duration = defaultResolution) =>
+  Effect.gen(function*() {
+    const clock = yield* Effect.clock
+    const step = Duration.toMillis(resolution)
+    /** bucket k holds the deadlines due in ((k - 1) · step, k · step]. */
+    const buckets = new Map<number, Set<{ readonly due: number; readonly fire: () => void }>>()
+
+    const schedule: DeadlinesService["schedule"] = (after, onExpire) => {
+      const due = clock.unsafeCurrentTimeMillis() + Duration.toMillis(after)
+      const bucket = Math.ceil(due / step)
+      let entries = buckets.get(bucket)
+      if (entries === undefined) buckets.set(bucket, entries = new Set())
+      const entry = { due, fire: onExpire }
+      entries.add(entry)
+      return () => {
+        entries.delete(entry)
+      }
+    }
+
+    const sweep = Effect.sync(() => {
+      const now = clock.unsafeCurrentTimeMillis()
+      for (const [bucket, entries] of buckets) {
+        if ((bucket - 1) * step >= now) continue
+        if (bucket * step <= now) buckets.delete(bucket)
+        for (const entry of entries) {
+          if (entry.due > now) continue
+          entries.delete(entry)
+          try {
+            entry.fire()
+          } catch {
+            // A deadline's callback closes sockets; one that throws must not stop the others.
+          }
+        }
+      }
+    })
+    yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep(resolution), sweep)))
+    return { schedule, resolution } satisfies DeadlinesService
+  })
+
+export const layer = (resolution?: Duration.Duration): Layer.Layer<Deadlines> =>
+  Layer.scoped(Deadlines, make(resolution))
