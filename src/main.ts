@@ -1,7 +1,7 @@
 /**
  * The node entrypoint: flags → layers → NodeRuntime.runMain.
  */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Console, Effect, Either, Layer, Option } from "effect"
 import * as net from "node:net"
 import { isLoopback, parseFlags } from "./domain/Flags.js"

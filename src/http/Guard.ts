@@ -4,7 +4,8 @@
  * own origin with a JSON body or the page's form token (CSRF). No route
  * changes state on GET.
  */
-import { HttpServerRequest, type HttpServerResponse } from "@effect/platform"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import type * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Effect } from "effect"
 import { formatHostPort } from "../domain/Settings.js"
 import type { ListenAddress } from "../services/ReportServer.js"

@@ -3,7 +3,7 @@
  * script (allowed by a per-response nonce): live updates, sortable tables and
  * graph filtering without a full reload.
  */
-import { HttpServerResponse } from "@effect/platform"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as crypto from "node:crypto"
 import { Html, html } from "./Html.js"
 import { securityHeaders } from "./Responses.js"

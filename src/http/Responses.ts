@@ -1,7 +1,7 @@
 /**
  * What every report response carries, and how errors read as JSON.
  */
-import { HttpServerResponse } from "@effect/platform"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 
 /** No third-party resource, no framing, no sniffing, no caching, and no CORS headers at all. */
 export const securityHeaders = {

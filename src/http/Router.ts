@@ -2,7 +2,10 @@
  * The report's routes (SPEC §3), the same in-band and on the report port,
  * behind the request guard of SPEC §4.
  */
-import { HttpRouter, HttpServerRequest, HttpServerResponse, UrlParams } from "@effect/platform"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as UrlParams from "@effect/platform/UrlParams"
 import { Effect } from "effect"
 import { encodeSettings } from "../domain/Settings.js"
 import { Reporter } from "../services/Reporter.js"

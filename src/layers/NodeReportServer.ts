@@ -3,7 +3,7 @@
  * listens on the report port (unless `--report off`) and takes in-band
  * sockets handed over by the proxy for `mitm.proxy`.
  */
-import { NodeHttpServer } from "@effect/platform-node"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Effect, Layer, type Scope } from "effect"
 import * as http from "node:http"
 import type * as net from "node:net"
