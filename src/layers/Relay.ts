@@ -5,7 +5,7 @@
  * returned Effect ends when both sockets have closed, and interrupting it
  * destroys both.
  */
-import { Effect, Runtime } from "effect"
+import { Effect } from "effect"
 import type * as net from "node:net"
 import type { Direction } from "../domain/Event.js"
 
@@ -26,6 +26,9 @@ export interface RelayObserver {
   readonly ended: (direction: Direction) => void
 }
 
+/** Runs a hold's Effect (a runtime's `runCallback`); the returned function cancels it. */
+export type RunHold = (effect: Effect.Effect<void>, options: { readonly onExit: () => void }) => () => void
+
 export interface RelayOutcome {
   /** Who ended or broke its side first; null when MITM tore the connection down. */
   readonly closedBy: "client" | "server" | null
@@ -41,11 +44,10 @@ export const relay = (
   client: net.Socket,
   server: net.Socket,
   pending: Uint8Array,
-  observer: RelayObserver
+  observer: RelayObserver,
+  runHold: RunHold
 ): Effect.Effect<RelayOutcome> =>
-  Effect.flatMap(Effect.runtime<never>(), (runtime) =>
   Effect.async<RelayOutcome>((resume) => {
-    const runHold = Runtime.runCallback(runtime)
     const holds = new Set<() => void>()
     let closedBy: RelayOutcome["closedBy"] = null
     let error: string | null = null
@@ -120,4 +122,4 @@ export const relay = (
       client.destroy()
       server.destroy()
     })
-  }))
+  })

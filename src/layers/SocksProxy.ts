@@ -3,7 +3,7 @@
  * own scoped fiber: SOCKS handshake, upstream connect, then the relay with the
  * decoder observing on the side. Everything it learns goes to the Store.
  */
-import { Cause, Duration, Effect, FiberSet, Layer } from "effect"
+import { Cause, Duration, Effect, FiberSet, Layer, Runtime } from "effect"
 import * as net from "node:net"
 import type { ConnectionProtocol } from "../domain/Connection.js"
 import { describeDecodeError, type SocksParseError, UpstreamError } from "../domain/Errors.js"
@@ -78,6 +78,8 @@ export const make = (config: SocksProxyConfig) =>
     const report = yield* ReportServer
     const throttles = yield* Throttle
     const deadlines = yield* Deadlines
+    /** Runs the relay's holds (delays, bandwidth waits); the relay cancels them when it ends. */
+    const runHold = Runtime.runCallback(yield* Effect.runtime<never>())
     const clock = yield* Effect.clock
 
     /**
@@ -189,46 +191,35 @@ export const make = (config: SocksProxyConfig) =>
       })
     }
 
-    const close = (
-      socket: net.Socket,
+    /** Records the close; the connection leaves the open ones. */
+    const closeRecorded = (
       recorder: ConnectionRecorder,
       state: "closed" | "failed",
       closedBy: "client" | "server" | null,
       error: string | null
-    ) =>
-      Effect.gen(function*() {
-        if (state === "failed") yield* endWith(socket, undefined)
-        const time = sessionClock.unsafeNow()
-        const { bytesDown, bytesUp } = recorder.current()
-        recorder.record({
-          time,
-          type: "ConnectionClose",
-          detail: `${closedBy === null ? "closed by MITM" : `closed by ${closedBy}`}, ${bytesUp} bytes up, ${bytesDown} bytes down`
-        })
-        recorder.finish({ state, time, closedBy, error })
+    ) => {
+      const time = sessionClock.unsafeNow()
+      const { bytesDown, bytesUp } = recorder.current()
+      recorder.record({
+        time,
+        type: "ConnectionClose",
+        detail: `${closedBy === null ? "closed by MITM" : `closed by ${closedBy}`}, ${bytesUp} bytes up, ${bytesDown} bytes down`
       })
+      recorder.finish({ state, time, closedBy, error })
+    }
+
+    /** A failed connection: its client's socket is half-closed (flushed, bounded) before the close is recorded. */
+    const closeFailed = (
+      socket: net.Socket,
+      recorder: ConnectionRecorder,
+      error: string,
+      closedBy: "client" | "server" | null = null
+    ) => Effect.map(endWith(socket, undefined), () => closeRecorded(recorder, "failed", closedBy, error))
 
     const failed = (socket: net.Socket, recorder: ConnectionRecorder, request: SocksRequest, error: UpstreamError) => {
       reply(socket, recorder, request, error.replyCode)
-      return close(socket, recorder, "failed", null, error.message)
+      return closeFailed(socket, recorder, error.message)
     }
-
-    const connect = (socket: net.Socket, route: UpstreamRoute, recorder: ConnectionRecorder, request: SocksRequest, rest: Uint8Array) =>
-      Effect.gen(function*() {
-        const connectionDelays = yield* delays.forConnection(request.host)
-        if (Duration.greaterThan(connectionDelays.socks, Duration.zero)) {
-          yield* hold(recorder, "SOCKS connect", connectionDelays.socks)
-        }
-        const opened = yield* Effect.either(route.connect(request))
-        if (opened._tag === "Left") return yield* failed(socket, recorder, request, opened.left)
-        const stream = opened.right
-        stream.socket.on("error", () => {}) // the relay reports errors; none may go unheard before it starts
-        reply(socket, recorder, request, stream.replyCode, stream.bound)
-        const outcome = yield* relay(socket, stream.socket, rest, observe(recorder, connectionDelays.httpRequest)).pipe(
-          Effect.ensuring(Effect.sync(() => stream.socket.destroy()))
-        )
-        yield* close(socket, recorder, outcome.error === null ? "closed" : "failed", outcome.closedBy, outcome.error)
-      })
 
     const resolve = (socket: net.Socket, route: UpstreamRoute, recorder: ConnectionRecorder, request: SocksRequest) =>
       Effect.gen(function*() {
@@ -236,12 +227,17 @@ export const make = (config: SocksProxyConfig) =>
         if (answer._tag === "Left") return yield* failed(socket, recorder, request, answer.left)
         const code = failureCode(request.version, SocksReplyCode.succeeded)
         reply(socket, recorder, request, code, { ...answer.right, port: 0 }, `: ${answer.right.host}`)
-        yield* close(socket, recorder, "closed", null, null)
+        closeRecorded(recorder, "closed", null, null)
       })
 
     let clients = 0
-    const serve = (socket: net.Socket, client: string) =>
-      Effect.gen(function*() {
+    /**
+     * One connection, in one fiber and one generator: a connection held open waits in the
+     * relay, and every frame on its stack is memory held per connection.
+     */
+    const serve = (socket: net.Socket, client: string) => {
+      let upstreamSocket: net.Socket | undefined
+      return Effect.gen(function*() {
         let firstByteAt = 0n
         const result = yield* handshake(socket, (at) => {
           firstByteAt = at
@@ -260,7 +256,7 @@ export const make = (config: SocksProxyConfig) =>
             openedAt: sessionClock.unsafeAt(firstByteAt)
           })
           recorder.record({ time: sessionClock.unsafeNow(), type: "DecodeError", detail: describeDecodeError(result.error) })
-          return yield* close(socket, recorder, "failed", null, describeDecodeError(result.error))
+          return closeRecorded(recorder, "failed", null, describeDecodeError(result.error))
         }
         const { request, rest } = result
         if (isReportHost(request.host)) {
@@ -288,8 +284,22 @@ export const make = (config: SocksProxyConfig) =>
           }))
         }
         switch (request.command) {
-          case "connect":
-            return yield* connect(socket, route, recorder, request, rest)
+          case "connect": {
+            const connectionDelays = yield* delays.forConnection(request.host)
+            if (Duration.greaterThan(connectionDelays.socks, Duration.zero)) {
+              yield* hold(recorder, "SOCKS connect", connectionDelays.socks)
+            }
+            const opened = yield* Effect.either(route.connect(request))
+            if (opened._tag === "Left") return yield* failed(socket, recorder, request, opened.left)
+            const stream = opened.right
+            upstreamSocket = stream.socket
+            stream.socket.on("error", () => {}) // the relay reports errors; none may go unheard before it starts
+            reply(socket, recorder, request, stream.replyCode, stream.bound)
+            const outcome = yield* relay(socket, stream.socket, rest, observe(recorder, connectionDelays.httpRequest), runHold)
+            return outcome.error === null
+              ? closeRecorded(recorder, "closed", outcome.closedBy, null)
+              : yield* closeFailed(socket, recorder, outcome.error, outcome.closedBy)
+          }
           case "resolve":
           case "resolvePtr":
             return yield* resolve(socket, route, recorder, request)
@@ -305,11 +315,13 @@ export const make = (config: SocksProxyConfig) =>
         Effect.ensuring(Effect.sync(() => {
           clients--
           socket.destroy()
+          upstreamSocket?.destroy()
         })),
         Effect.catchAllCause((cause) =>
           Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logError("connection failed", cause)
         )
       )
+    }
 
     const run = yield* FiberSet.makeRuntime<never>()
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) => {
