@@ -253,7 +253,15 @@ export interface MitmChild extends Child {
   readonly reportPort: number | null
 }
 
-/** MITM as the user runs it: `--upstream direct`, report off unless asked, decoding on. */
+let built = false
+/** `npm start`'s bundle, dist/mitm.mjs, built once per benchmark process from the current sources. */
+const buildMitm = (): void => {
+  if (built) return
+  execFileSync(process.execPath, ["scripts/build.mjs"], { cwd: ROOT, stdio: "inherit" })
+  built = true
+}
+
+/** MITM as the user runs it (`npm start`'s bundle): `--upstream direct`, report off unless asked, decoding on. */
 export const startMitm = async (
   options: { cpuProfDir?: string | null; report?: boolean; extraArgs?: ReadonlyArray<string> } = {}
 ): Promise<MitmChild> => {
@@ -262,12 +270,12 @@ export const startMitm = async (
   const listening = options.report
     ? /mitm: SOCKS proxy listening on [\d.]+:(\d+)[\s\S]*mitm: report at http:\/\/[\d.]+:\d+\//
     : /mitm: SOCKS proxy listening on [\d.]+:(\d+)/
-  const mitm = await startNodeChild(
+  buildMitm()
+  const mitm = await startChild(
     "mitm",
-    "src/main.ts",
-    ["--upstream", "direct", "--report", report, "--listen", `${HOST}:0`, ...(options.extraArgs ?? [])],
-    listening,
-    nodeArgs
+    process.execPath,
+    [...nodeArgs, "dist/mitm.mjs", "--upstream", "direct", "--report", report, "--listen", `${HOST}:0`, ...(options.extraArgs ?? [])],
+    listening
   )
   const rm = /mitm: report at http:\/\/[\d.]+:(\d+)\//.exec(mitm.stdout())
   const reportPort = rm ? Number(rm[1]) : null

@@ -1,14 +1,19 @@
 /**
- * The real program as a user starts it: start-up lines, a bad flag, and
- * SIGTERM in the middle of traffic (listeners close, connections close, exit 0).
+ * The real program as a user starts it (`npm start`: the bundle scripts/build.mjs makes):
+ * start-up lines, a bad flag, and SIGTERM in the middle of traffic (listeners close,
+ * connections close, exit 0).
  */
-import { describe, expect, it } from "@effect/vitest"
+import { beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as child from "node:child_process"
 import { tcpServer } from "./support/Loopback.js"
 import { socks5Open } from "./support/SocksClient.js"
 
-const main = ["--import", "tsx", "src/main.ts"]
+const main = ["dist/mitm.mjs"]
+
+beforeAll(() => {
+  child.execFileSync(process.execPath, ["scripts/build.mjs"], { stdio: "inherit" })
+})
 
 const start = (args: ReadonlyArray<string>) =>
   Effect.acquireRelease(
