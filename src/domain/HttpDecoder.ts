@@ -94,6 +94,8 @@ interface Work {
   readonly requestOffsets: Array<number>
   up: MSide
   down: MSide
+  /** `up` is still the previous state's object (a down feed copies it only to resume it). */
+  upShared: boolean
   pending: Mutable<Queue>
   readonly events: Array<DecoderEvent>
 }
@@ -128,12 +130,14 @@ export const httpDecoderMode = (state: HttpDecoderState): "decoding" | "tunnel" 
 
 const NO_EVENTS: ReadonlyArray<DecoderEvent> = []
 
-const begin = (state: HttpDecoderState): Work => ({
+/** The work copy of a state: only the fed side is copied; a feed never touches the other one, except resumeUp. */
+const begin = (state: HttpDecoderState, direction: Direction): Work => ({
   mode: state.mode,
   headStart: -1,
   requestOffsets: [],
-  up: { ...state.up },
-  down: { ...state.down },
+  up: direction === "up" ? { ...state.up } : state.up as MSide,
+  down: direction === "down" ? { ...state.down } : state.down as MSide,
+  upShared: direction !== "up",
   pending: { ...state.pending },
   events: []
 })
@@ -156,7 +160,7 @@ export const feedHttp = (
   chunk: Uint8Array
 ): readonly [HttpDecoderState, ReadonlyArray<DecoderEvent>] => {
   if (state.mode !== "decoding" || chunk.length === 0) return [state, NO_EVENTS]
-  const w = begin(state)
+  const w = begin(state, direction)
   feedSide(w, direction, chunk, 0)
   return finish(w)
 }
@@ -167,7 +171,7 @@ export const endHttp = (
   direction: Direction
 ): readonly [HttpDecoderState, ReadonlyArray<DecoderEvent>] => {
   if (state.mode !== "decoding") return [state, NO_EVENTS]
-  const w = begin(state)
+  const w = begin(state, direction)
   endSide(w, direction)
   return finish(w)
 }
@@ -616,6 +620,10 @@ const hold = (side: MSide, chunk: Uint8Array, from: number): void => {
 
 /** The response said "no tunnel": decode the up bytes that waited. */
 const resumeUp = (w: Work): void => {
+  if (w.upShared) {
+    w.up = { ...w.up }
+    w.upShared = false
+  }
   const up = w.up
   if (up.phase !== "paused") {
     up.pauseAfter = false // answered before its body was complete

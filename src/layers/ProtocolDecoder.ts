@@ -42,14 +42,24 @@ export const observe = (): ConnectionObserver => {
   let sniffed: Array<Uint8Array> = []
   let offsets: ReadonlyArray<number> = []
 
-  const guarded = (step: () => ReadonlyArray<DecoderEvent>): ReadonlyArray<DecoderEvent> => {
+  /** A decoder's verdict after a step: it stops after a tunnel, an error, or the TLS handshake. */
+  const checkDone = (): void => {
+    if (protocol === "http" ? httpDecoderMode(http) !== "decoding" : tlsDecoderDone(tls)) decoding = false
+  }
+
+  const defect = (error: unknown): ReadonlyArray<DecoderEvent> => {
+    decoding = false
+    return [{ type: "DecodeError", detail: `DecoderDefect: ${error instanceof Error ? error.message : String(error)}` }]
+  }
+
+  /** Feeds the sniffed protocol's decoder; a decoder that throws is switched off for the connection. */
+  const guardedFeed = (direction: Direction, chunk: Uint8Array): ReadonlyArray<DecoderEvent> => {
     try {
-      const events = step()
-      if (protocol === "http" ? httpDecoderMode(http) !== "decoding" : tlsDecoderDone(tls)) decoding = false
+      const events = feedDecoder(direction, chunk)
+      checkDone()
       return events
-    } catch (defect) {
-      decoding = false
-      return [{ type: "DecodeError", detail: `DecoderDefect: ${defect instanceof Error ? defect.message : String(defect)}` }]
+    } catch (error) {
+      return defect(error)
     }
   }
 
@@ -93,10 +103,21 @@ export const observe = (): ConnectionObserver => {
       decoding = false
       return inferred
     }
-    const events = [...inferred, ...guarded(() => chunks.flatMap((piece) => feedDecoder("up", piece)))]
+    if (chunks.length === 1) {
+      const events = guardedFeed("up", chunk)
+      return inferred.length === 0 ? events : [...inferred, ...events]
+    }
+    const decoded: Array<DecoderEvent> = []
+    try {
+      for (const piece of chunks) decoded.push(...feedDecoder("up", piece))
+      checkDone()
+    } catch (error) {
+      decoded.push(...defect(error))
+    }
+    const events = [...inferred, ...decoded]
     // Earlier pieces already went upstream while the protocol was undecided: hold at the start.
     const requests = events.filter((event) => event.type === "HttpRequestStart").length
-    if (chunks.length > 1) offsets = new Array<number>(requests).fill(0)
+    offsets = new Array<number>(requests).fill(0)
     return events
   }
 
@@ -104,7 +125,7 @@ export const observe = (): ConnectionObserver => {
     feed: (direction, chunk) => {
       offsets = noOffsets
       if (protocol === "pending") return decoding ? sniff(direction, chunk) : none
-      const decoded = decoding ? guarded(() => feedDecoder(direction, chunk)) : none
+      const decoded = decoding ? guardedFeed(direction, chunk) : none
       return inferring ? burst(direction, chunk, decoded) : decoded
     },
     end: (direction) => {
@@ -113,11 +134,14 @@ export const observe = (): ConnectionObserver => {
         decoding = false
       }
       if (!decoding || protocol !== "http") return none
-      return guarded(() => {
+      try {
         const [next, events] = endHttp(http, direction)
         http = next
+        checkDone()
         return events
-      })
+      } catch (error) {
+        return defect(error)
+      }
     },
     protocol: () => protocol,
     requestOffsets: () => offsets
