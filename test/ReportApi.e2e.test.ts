@@ -206,4 +206,39 @@ describe("the report's JSON API", () => {
       const settings = JSON.parse((yield* request(port, "GET", "/api/settings", { headers: { host: `localhost:${port}` } })).body)
       expect(settings.headers).toBe("first")
     }))
+
+  it.scopedLive("/api/connections and /har, sent in pieces, are whole JSON documents with every connection and exchange", () =>
+    Effect.gen(function*() {
+      const origin = yield* httpOrigin((_request, response) => response.end("ok"))
+      const mitm = yield* startMitm({ upstream: { _tag: "Direct" } })
+      // More connections than one piece holds (256), so pieces are joined.
+      const count = 600
+      for (let n = 0; n < count; n += 50) {
+        yield* Effect.all(Array.from({ length: Math.min(50, count - n) }, (_, k) =>
+          Effect.gen(function*() {
+            const { connection } = yield* socks5Open(mitm.proxy.port, "localhost", origin.port)
+            yield* connection.write(`GET /${n + k} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`)
+            yield* connection.readToEnd
+          })), { concurrency: "unbounded" })
+      }
+      yield* eventually(Effect.map(mitm.connections, (all) => all.filter((c) => c.state !== "open").length === count ? true : undefined))
+      const host = { host: `127.0.0.1:${mitm.report.port}` }
+
+      const list = yield* request(mitm.report.port, "GET", "/api/connections", { headers: host })
+      expect(list.status).toBe(200)
+      expect(list.headers["content-type"]).toMatch(/application\/json/)
+      const connections = JSON.parse(list.body) as Array<{ id: number }>
+      expect(connections.map((c) => c.id)).toEqual(Array.from({ length: count }, (_, k) => k + 1))
+      expect(connections).toEqual(JSON.parse(JSON.stringify(yield* mitm.connections)))
+
+      const har = yield* request(mitm.report.port, "GET", "/har", { headers: host })
+      expect(har.status).toBe(200)
+      expect(har.headers["content-disposition"]).toMatch(/^attachment; filename="mitm-.*\.har"$/)
+      const document = JSON.parse(har.body)
+      expect(document.log.version).toBe("1.2")
+      expect(document.log.creator.name).toBe("MITM")
+      expect(document.log.entries).toHaveLength(count)
+      expect(new Set(document.log.entries.map((e: { request: { url: string } }) => e.request.url)).size).toBe(count)
+      expect(har.body).not.toMatch(/mitm-entries-/)
+    }))
 })

@@ -10,8 +10,8 @@ import { summarize, type Summary } from "../domain/Summary.js"
 import { type Html, html } from "./Html.js"
 import { renderTimeGraph } from "./TimeGraph.js"
 
-/** Rows drawn at most; beyond that the page asks for a narrower window or one server. */
-export const maxRows = 2000
+/** Rows drawn at most (a page load through Tor is tens to a few hundred connections); beyond that the page asks for a narrower window or one server. */
+export const maxRows = 500
 
 export interface ReportFilter {
   readonly from?: number

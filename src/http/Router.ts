@@ -17,7 +17,7 @@ import { html } from "./Html.js"
 import { fragment, page } from "./Layout.js"
 import { processStats } from "./ProcessStats.js"
 import { parseFilter, reportBody, reportLive } from "./ReportPage.js"
-import { jsonError, securityHeaders } from "./Responses.js"
+import { jsonError, jsonStream, securityHeaders } from "./Responses.js"
 import { formTokenMatches, settingsBody, settingsDocumentFromForm, type SettingsView } from "./SettingsPage.js"
 
 export interface ReportAppConfig {
@@ -146,11 +146,11 @@ export const makeRouter = (config: ReportAppConfig) =>
         const start = (yield* reporter.sessionStartMillis) ?? 0
         const har = toHar(connections, { sessionStartMillis: start, creatorVersion: config.version })
         const stamp = new Date(start).toISOString().replace(/[:.]/g, "-")
-        return HttpServerResponse.unsafeJson(har, {
-          headers: {
-            ...securityHeaders,
-            "content-disposition": `attachment; filename="mitm-${stamp}.har"`
-          }
+        // The entries go in pieces, in place of a placeholder no HAR field can hold.
+        const placeholder = `mitm-entries-${config.formToken}`
+        return jsonStream({ log: { ...har.log, entries: placeholder } }, har.log.entries, {
+          placeholder,
+          headers: { "content-disposition": `attachment; filename="mitm-${stamp}.har"` }
         })
       })
     ),
@@ -163,7 +163,7 @@ export const makeRouter = (config: ReportAppConfig) =>
     ),
     HttpRouter.get(
       "/api/connections",
-      Effect.flatMap(Reporter, (reporter) => Effect.map(reporter.connections, (connections) => json(connections)))
+      Effect.flatMap(Reporter, (reporter) => Effect.map(reporter.connections, (connections) => jsonStream(connections, connections)))
     ),
     HttpRouter.get(
       "/api/connections/:id",
