@@ -17,11 +17,19 @@ export interface Hold {
 
 export interface RelayObserver {
   /**
-   * A chunk about to be written to the other side, never changed. It may return holds,
-   * in byte order: an injected HTTP request delay before each request in the chunk, or a
-   * bandwidth limit's wait.
+   * Whether a chunk of this direction may be held now (an HTTP request delay, a bandwidth
+   * limit). Only then is it observed before it is written; otherwise it is written first and
+   * decoded while the other side already works on it.
    */
-  readonly chunk: (direction: Direction, chunk: Buffer) => ReadonlyArray<Hold> | undefined
+  readonly mayHold: (direction: Direction) => boolean
+  /** Now, in the observer's time: read when a chunk arrives, before it is written. */
+  readonly now: () => number
+  /**
+   * A chunk, never changed, that arrived at `arrivedAt`. When `mayHold` said so it has not been
+   * written yet, and it may return holds, in byte order: an injected HTTP request delay before
+   * each request in the chunk, or a bandwidth limit's wait.
+   */
+  readonly chunk: (direction: Direction, chunk: Buffer, arrivedAt: number) => ReadonlyArray<Hold> | undefined
   /** The direction's sender half-closed (FIN); MITM passes it on. */
   readonly ended: (direction: Direction) => void
 }
@@ -78,7 +86,13 @@ export const relay = (
         holds.add(cancel)
       }
       from.on("data", (chunk: Buffer) => {
-        const held = observer.chunk(direction, chunk)
+        if (!observer.mayHold(direction)) {
+          const arrivedAt = observer.now()
+          if (!to.write(chunk)) from.pause()
+          observer.chunk(direction, chunk, arrivedAt)
+          return
+        }
+        const held = observer.chunk(direction, chunk, observer.now())
         if (held === undefined || held.length === 0) {
           if (!to.write(chunk)) from.pause()
           return

@@ -148,17 +148,18 @@ export const make = (config: SocksProxyConfig) =>
       const observer = decoder.observe()
       const throttle = throttles.forConnection()
       let protocol: ConnectionProtocol = "pending"
-      const recordAll = (events: ReadonlyArray<DecoderEvent>) => {
-        const time = sessionClock.unsafeNow()
+      const recordAll = (events: ReadonlyArray<DecoderEvent>, time: number) => {
         for (const event of events) recorder.record({ time, ...event })
         const now = observer.protocol()
         if (now !== protocol) recorder.setProtocol(protocol = now)
       }
       return {
-        chunk: (direction: Direction, chunk: Buffer): ReadonlyArray<Hold> | undefined => {
+        mayHold: (direction: Direction) => (httpRequestDelay !== undefined && direction === "up") || throttle.active(),
+        now: sessionClock.unsafeNow,
+        chunk: (direction: Direction, chunk: Buffer, arrivedAt: number): ReadonlyArray<Hold> | undefined => {
           recorder.addBytes(direction, chunk.length)
           const events = observer.feed(direction, chunk)
-          if (events.length > 0 || protocol === "pending") recordAll(events)
+          if (events.length > 0 || protocol === "pending") recordAll(events, arrivedAt)
           const throttled = throttle.take(direction, chunk.length)
           const requests = httpRequestDelay !== undefined && direction === "up" ? observer.requestOffsets() : noRequests
           // The common case, nothing held, allocates nothing.
@@ -171,7 +172,7 @@ export const make = (config: SocksProxyConfig) =>
           }
           return holds
         },
-        ended: (direction: Direction) => recordAll(observer.end(direction))
+        ended: (direction: Direction) => recordAll(observer.end(direction), sessionClock.unsafeNow())
       }
     }
 

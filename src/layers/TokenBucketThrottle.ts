@@ -39,6 +39,10 @@ export const make: Effect.Effect<ThrottleService, never, SettingsStore> = Effect
     forConnection: () => {
       const own = { up: makeBucket(clock), down: makeBucket(clock) }
       return {
+        active: () => {
+          const { bandwidth, bandwidthTotal } = settings.unsafeCurrent()
+          return bandwidth !== 0 || bandwidthTotal !== 0
+        },
         take: (direction: Direction, bytes: number) => {
           const { bandwidth, bandwidthTotal } = settings.unsafeCurrent()
           if (bandwidth === 0 && bandwidthTotal === 0) return undefined
