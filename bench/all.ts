@@ -19,6 +19,7 @@ const USAGE = `Usage: npx tsx bench/all.ts [flags]
   --runs N           measured runs per peer in every scenario                                 [3]
   --only A,B         only these of throughput,latency,connrate,concurrency,report
   --cpu-prof DIR     profile the MITM child of every scenario (DIR/<scenario>/)
+  --no-install       do not apt-get install missing peers (microsocks, mitmproxy)
   --help             this text
 `
 
@@ -28,7 +29,7 @@ interface Scenario {
 }
 
 const SCENARIOS: ReadonlyArray<Scenario> = [
-  { name: "throughput", args: ["--size", "512MiB"] },
+  { name: "throughput", args: ["--size", "1GiB"] },
   { name: "latency", args: ["--requests", "5000"] },
   { name: "connrate", args: ["--workers", "50", "--seconds", "5"] },
   { name: "concurrency", args: ["--connections", "10000", "--peers", "plainRelay,mitm,microsocks"] },
@@ -36,11 +37,17 @@ const SCENARIOS: ReadonlyArray<Scenario> = [
 ]
 
 /** Runs one scenario; resolves with its JSON result (its last stdout line that parses). */
-const runScenario = (s: Scenario, runs: number, cpuProfDir: string | null): Promise<Record<string, unknown> | { error: string }> =>
+const runScenario = (
+  s: Scenario,
+  runs: number,
+  cpuProfDir: string | null,
+  noInstall: boolean
+): Promise<Record<string, unknown> | { error: string }> =>
   new Promise((resolve) => {
     const args = [
       "--import", "tsx", path.join("bench", `${s.name}.ts`), ...s.args, "--runs", String(runs),
-      ...(cpuProfDir ? ["--cpu-prof", path.join(cpuProfDir, s.name)] : [])
+      ...(cpuProfDir ? ["--cpu-prof", path.join(cpuProfDir, s.name)] : []),
+      ...(noInstall ? ["--no-install"] : [])
     ]
     log(`=== ${s.name}: node ${args.join(" ")}`)
     const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] })
@@ -125,6 +132,7 @@ const main = async (): Promise<void> => {
   let runs = 3
   let only: Set<string> | null = null
   let cpuProfDir: string | null = null
+  let noInstall = false
   const argv = process.argv.slice(2)
   for (let i = 0; i < argv.length; i++) {
     const [name, inline] = argv[i].includes("=") ? [argv[i].slice(0, argv[i].indexOf("=")), argv[i].slice(argv[i].indexOf("=") + 1)] : [argv[i], undefined]
@@ -135,6 +143,7 @@ const main = async (): Promise<void> => {
     } else if (name === "--runs") runs = parseRuns(value())
     else if (name === "--only") only = new Set(value().split(","))
     else if (name === "--cpu-prof") cpuProfDir = path.resolve(value())
+    else if (name === "--no-install") noInstall = true
     else fail(`unknown flag ${argv[i]} (try --help)`)
   }
   const chosen = SCENARIOS.filter((s) => only === null || only.has(s.name))
@@ -143,7 +152,7 @@ const main = async (): Promise<void> => {
   const results: Record<string, Json> = {}
   for (const s of chosen) {
     process.stdout.write("\n")
-    results[s.name] = await runScenario(s, runs, cpuProfDir)
+    results[s.name] = await runScenario(s, runs, cpuProfDir, noInstall)
   }
   const ts = targets(results)
   const width = Math.max(...ts.map((t) => t.target.length))

@@ -73,6 +73,9 @@ export const parseCommonFlags = (argv: ReadonlyArray<string>, spec: FlagSpec): C
       case "--peers":
         peers = new Set(value().split(",").map((p) => p.trim()).filter((p) => p !== ""))
         break
+      case "--no-install":
+        installMissing = false
+        break
       default: {
         if (name.startsWith("--") && spec.onValue !== undefined) {
           // Only consume a value if the scenario knows the flag.
@@ -90,6 +93,7 @@ export const parseCommonFlags = (argv: ReadonlyArray<string>, spec: FlagSpec): C
 }
 
 export const COMMON_USAGE = `  --runs N           measured runs per peer, interleaved; medians are reported               [3]
+  --no-install       do not apt-get install a missing peer (microsocks, mitmproxy)
   --cpu-prof DIR     run the MITM child with --cpu-prof --cpu-prof-dir DIR
   --peers A,B        only these of direct,plainRelay,mitm,microsocks,mitmproxy (where the scenario has them)
   --help             this text
@@ -307,9 +311,43 @@ export interface Optional {
   readonly skipped: string | null
 }
 
-/** microsocks when /usr/bin/microsocks exists (`apt-get install microsocks`); never fails. */
+/** Whether a missing peer is installed with apt-get (when running as root); `--no-install` turns it off. */
+let installMissing = true
+const installTried = new Map<string, boolean>()
+
+/**
+ * Installs Debian's `pkg` when `binary` is missing, MITM's benchmarks run as root and apt-get
+ * is there (refreshing the package lists once if the first try fails). True when `binary` is
+ * there afterwards; never fails.
+ */
+export const installPeer = (pkg: string, binary: () => boolean): boolean => {
+  if (binary()) return true
+  if (!installMissing || process.getuid?.() !== 0 || !existsSync("/usr/bin/apt-get")) return false
+  if (!installTried.has(pkg)) {
+    log(`${pkg}: not installed; apt-get install -y ${pkg} (--no-install skips this)`)
+    const apt = (args: ReadonlyArray<string>): boolean => {
+      try {
+        execFileSync("apt-get", [...args], {
+          stdio: ["ignore", "ignore", "pipe"],
+          timeout: 900_000,
+          env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" }
+        })
+        return true
+      } catch {
+        return false
+      }
+    }
+    const ok = apt(["install", "-y", "--no-install-recommends", pkg]) ||
+      (apt(["update"]) && apt(["install", "-y", "--no-install-recommends", pkg]))
+    log(`${pkg}: ${ok && binary() ? "installed" : "could not be installed"}`)
+    installTried.set(pkg, ok)
+  }
+  return binary()
+}
+
+/** microsocks when /usr/bin/microsocks exists or can be installed (`apt-get install microsocks`); never fails. */
 export const startMicrosocks = async (): Promise<Optional> => {
-  if (!existsSync(MICROSOCKS)) {
+  if (!installPeer("microsocks", () => existsSync(MICROSOCKS))) {
     const skipped = `${MICROSOCKS} not found (apt-get install -y microsocks)`
     log(`microsocks  skipped: ${skipped}`)
     return { child: null, skipped }
@@ -329,8 +367,9 @@ export const startMicrosocks = async (): Promise<Optional> => {
 
 export const mitmdumpPath = (): string | null => MITMDUMP_CANDIDATES.find((p) => existsSync(p)) ?? null
 
-/** mitmproxy's mitmdump in SOCKS5 mode when installed (`apt-get install mitmproxy`); never fails. */
+/** mitmproxy's mitmdump in SOCKS5 mode when installed or installable (`apt-get install mitmproxy`); never fails. */
 export const startMitmproxy = async (): Promise<Optional> => {
+  installPeer("mitmproxy", () => mitmdumpPath() !== null)
   const bin = mitmdumpPath()
   if (bin === null) {
     const skipped = `mitmdump not found in ${MITMDUMP_CANDIDATES.join(", ")} (apt-get install -y mitmproxy)`

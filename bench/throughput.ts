@@ -15,7 +15,7 @@
  * All traffic stays on 127.0.0.1.
  *
  *   npm run bench
- *   npx tsx bench/throughput.ts --size 512MiB --runs 3
+ *   npx tsx bench/throughput.ts --size 1GiB --runs 3
  *   npx tsx bench/throughput.ts --cpu-prof /tmp/prof     # also profile the MITM child
  *
  * Output: progress on stderr; a table, then one JSON line, on stdout. Besides MiB/s it records,
@@ -36,7 +36,7 @@ import {
 
 const USAGE = `Usage: npx tsx bench/throughput.ts [flags]
 
-  --size SIZE        response body size: 512MiB, 1GiB, 800MB, 100000000B; a bare number is MiB  [512MiB]
+  --size SIZE        response body size: 512MiB, 1GiB, 800MB, 100000000B; a bare number is MiB  [1GiB]  
 ${COMMON_USAGE}`
 
 const parseSize = (text: string): number => {
@@ -58,7 +58,7 @@ interface Options {
 }
 
 const parseFlags = (argv: ReadonlyArray<string>): Options => {
-  let size = 512 * MIB
+  let size = 1024 * MIB
   const common = parseCommonFlags(argv, {
     usage: USAGE,
     onValue: (name, value) => {
