@@ -211,7 +211,7 @@ describe("the report's JSON API", () => {
     Effect.gen(function*() {
       const origin = yield* httpOrigin((_request, response) => response.end("ok"))
       const mitm = yield* startMitm({ upstream: { _tag: "Direct" } })
-      // More connections than one piece holds (256), so pieces are joined.
+      // More connections than one piece holds (32), so many pieces are joined.
       const count = 600
       for (let n = 0; n < count; n += 50) {
         yield* Effect.all(Array.from({ length: Math.min(50, count - n) }, (_, k) =>

@@ -126,10 +126,20 @@ const headersOf = (lines: ReadonlyArray<string> | undefined): Array<HarNameValue
   return headers
 }
 
-const valuesOf = (headers: ReadonlyArray<HarNameValue>, name: string): Array<string> =>
-  headers.filter((h) => h.name.toLowerCase() === name).map((h) => h.value)
+/** `name` in lower case; names of another length are skipped without lower-casing them. */
+const isNamed = (header: HarNameValue, name: string): boolean =>
+  header.name.length === name.length && header.name.toLowerCase() === name
 
-const headerValue = (headers: ReadonlyArray<HarNameValue>, name: string): string | undefined => valuesOf(headers, name)[0]
+const valuesOf = (headers: ReadonlyArray<HarNameValue>, name: string): Array<string> => {
+  const values: Array<string> = []
+  for (const header of headers) if (isNamed(header, name)) values.push(header.value)
+  return values
+}
+
+const headerValue = (headers: ReadonlyArray<HarNameValue>, name: string): string | undefined => {
+  for (const header of headers) if (isNamed(header, name)) return header.value
+  return undefined
+}
 
 /** Bytes of the start line, the header lines, their CRLFs and the blank line (captured as latin1). */
 const headersSize = (startLine: string, lines: ReadonlyArray<string> | undefined): number =>
@@ -287,108 +297,119 @@ const exchangesOf = (events: ReadonlyArray<ConnectionEvent>) => {
   return { exchanges, socksStart, socksEnd, socksDelay, decodeError }
 }
 
+/** An entry not built yet: sorting needs only when it started, and building is the costly part. */
 interface Dated {
   readonly start: number
   readonly connectionId: number
-  readonly entry: HarEntry
+  readonly entry: () => HarEntry
 }
 
 const entriesOf = (connection: Connection, options: HarOptions): Array<Dated> => {
   const { decodeError, exchanges, socksDelay, socksEnd, socksStart = connection.openedAt } = exchangesOf(connection.events)
   const lastTime = connection.closedAt ?? connection.events[connection.events.length - 1]?.time ?? connection.openedAt
   return exchanges.map(({ held, request, requestEnd, response, responseEnd }, index): Dated => {
-    const { method, target, version } = requestLineOf(request.detail)
-    const requestHeaders = headersOf(request.headers)
-    const url = urlOf(connection, method, target, headerValue(requestHeaders, "host"))
-    const responseHeaders = headersOf(response?.headers)
-    const status = statusLineOf(response?.detail ?? "")
-
-    // A delay still holding the request when measurements stop lasts until then.
-    const heldUntil = held === undefined ? undefined : held.end ?? lastTime
-    const blockedSeconds = held === undefined ? 0 : heldUntil! - held.start
-    const sentAt = Math.max(requestEnd?.time ?? request.time, heldUntil ?? request.time)
     const connectSeconds = index === 0 && socksEnd !== undefined ? socksEnd - socksStart : undefined
-    const timings: HarTimings = {
-      blocked: held === undefined ? -1 : ms(blockedSeconds),
-      dns: -1,
-      connect: connectSeconds === undefined ? -1 : ms(connectSeconds),
-      ssl: -1,
-      send: requestEnd === undefined ? 0 : ms(Math.max(0, requestEnd.time - request.time - blockedSeconds)),
-      wait: response === undefined ? 0 : ms(Math.max(0, response.time - sentAt)),
-      receive: response === undefined || responseEnd === undefined ? 0 : ms(Math.max(0, responseEnd.time - response.time))
-    }
-    const time = ms(
-      [timings.blocked, timings.connect, timings.send, timings.wait, timings.receive]
-        .reduce((sum, t) => sum + Math.max(t, 0), 0) / 1000
-    )
     // Starting connect before the request puts send, wait and receive where they happened.
     const start = request.time - (connectSeconds ?? 0)
+    return {
+      start,
+      connectionId: connection.id,
+      entry: () => {
+        const { method, target, version } = requestLineOf(request.detail)
+        const requestHeaders = headersOf(request.headers)
+        const url = urlOf(connection, method, target, headerValue(requestHeaders, "host"))
+        const responseHeaders = headersOf(response?.headers)
+        const status = statusLineOf(response?.detail ?? "")
 
-    const missing = response !== undefined
-      ? undefined
-      : decodeError !== undefined
-      ? `the response was not decoded (${decodeError})`
-      : connection.state === "open"
-      ? "no response yet"
-      : connection.error ?? `the connection was closed by ${connection.closedBy ?? "MITM"} before a response`
-    const size = bodyBytes(responseEnd)
-    const encoding = headerValue(responseHeaders, "content-encoding")
-    const notes = [
-      ...(index === 0 && socksDelay !== undefined
-        ? [`connect includes ${ms((socksDelay.end ?? lastTime) - socksDelay.start)} ms of SOCKS delay injected by MITM`]
-        : []),
-      ...(held !== undefined ? [`blocked is the HTTP delay injected by MITM`] : [])
-    ]
+        // A delay still holding the request when measurements stop lasts until then.
+        const heldUntil = held === undefined ? undefined : held.end ?? lastTime
+        const blockedSeconds = held === undefined ? 0 : heldUntil! - held.start
+        const sentAt = Math.max(requestEnd?.time ?? request.time, heldUntil ?? request.time)
+        const timings: HarTimings = {
+          blocked: held === undefined ? -1 : ms(blockedSeconds),
+          dns: -1,
+          connect: connectSeconds === undefined ? -1 : ms(connectSeconds),
+          ssl: -1,
+          send: requestEnd === undefined ? 0 : ms(Math.max(0, requestEnd.time - request.time - blockedSeconds)),
+          wait: response === undefined ? 0 : ms(Math.max(0, response.time - sentAt)),
+          receive: response === undefined || responseEnd === undefined ? 0 : ms(Math.max(0, responseEnd.time - response.time))
+        }
+        const time = ms(
+          [timings.blocked, timings.connect, timings.send, timings.wait, timings.receive]
+            .reduce((sum, t) => sum + Math.max(t, 0), 0) / 1000
+        )
 
-    const entry: HarEntry = {
-      pageref: pageId,
-      startedDateTime: isoAt(options, start),
-      time,
-      request: {
-        method,
-        url,
-        httpVersion: version,
-        cookies: requestCookies(requestHeaders),
-        headers: requestHeaders,
-        queryString: queryOf(url),
-        headersSize: headersSize(request.detail, request.headers),
-        bodySize: bodyBytes(requestEnd)
-      },
-      response: {
-        status: status.status,
-        statusText: status.reason,
-        httpVersion: status.version,
-        cookies: responseCookies(responseHeaders, options.sessionStartMillis + (response?.time ?? 0) * 1000),
-        headers: responseHeaders,
-        content: {
-          size: Math.max(size, 0),
-          mimeType: headerValue(responseHeaders, "content-type") ?? "",
-          ...(encoding !== undefined && encoding.toLowerCase() !== "identity" && size > 0
-            ? { comment: `size is of the ${encoding}-encoded body: MITM keeps no bodies and decompresses none` }
-            : {})
-        },
-        redirectURL: headerValue(responseHeaders, "location") ?? "",
-        headersSize: response === undefined ? -1 : headersSize(response.detail, response.headers),
-        bodySize: size,
-        ...(missing !== undefined ? { comment: missing } : {}),
-        ...(missing !== undefined && connection.state !== "open" ? { _error: missing } : {})
-      },
-      cache: {},
-      timings,
-      ...(isIP(connection.host) !== 0 ? { serverIPAddress: connection.host } : {}),
-      connection: String(connection.id),
-      ...(notes.length > 0 ? { comment: notes.join("; ") } : {}),
-      _socksHost: authorityOf(connection.host, connection.port),
-      _upstream: connection.upstream,
-      _protocol: connection.protocol
+        const missing = response !== undefined
+          ? undefined
+          : decodeError !== undefined
+          ? `the response was not decoded (${decodeError})`
+          : connection.state === "open"
+          ? "no response yet"
+          : connection.error ?? `the connection was closed by ${connection.closedBy ?? "MITM"} before a response`
+        const size = bodyBytes(responseEnd)
+        const encoding = headerValue(responseHeaders, "content-encoding")
+        const notes = [
+          ...(index === 0 && socksDelay !== undefined
+            ? [`connect includes ${ms((socksDelay.end ?? lastTime) - socksDelay.start)} ms of SOCKS delay injected by MITM`]
+            : []),
+          ...(held !== undefined ? [`blocked is the HTTP delay injected by MITM`] : [])
+        ]
+
+        const entry: HarEntry = {
+          pageref: pageId,
+          startedDateTime: isoAt(options, start),
+          time,
+          request: {
+            method,
+            url,
+            httpVersion: version,
+            cookies: requestCookies(requestHeaders),
+            headers: requestHeaders,
+            queryString: queryOf(url),
+            headersSize: headersSize(request.detail, request.headers),
+            bodySize: bodyBytes(requestEnd)
+          },
+          response: {
+            status: status.status,
+            statusText: status.reason,
+            httpVersion: status.version,
+            cookies: responseCookies(responseHeaders, options.sessionStartMillis + (response?.time ?? 0) * 1000),
+            headers: responseHeaders,
+            content: {
+              size: Math.max(size, 0),
+              mimeType: headerValue(responseHeaders, "content-type") ?? "",
+              ...(encoding !== undefined && encoding.toLowerCase() !== "identity" && size > 0
+                ? { comment: `size is of the ${encoding}-encoded body: MITM keeps no bodies and decompresses none` }
+                : {})
+            },
+            redirectURL: headerValue(responseHeaders, "location") ?? "",
+            headersSize: response === undefined ? -1 : headersSize(response.detail, response.headers),
+            bodySize: size,
+            ...(missing !== undefined ? { comment: missing } : {}),
+            ...(missing !== undefined && connection.state !== "open" ? { _error: missing } : {})
+          },
+          cache: {},
+          timings,
+          ...(isIP(connection.host) !== 0 ? { serverIPAddress: connection.host } : {}),
+          connection: String(connection.id),
+          ...(notes.length > 0 ? { comment: notes.join("; ") } : {}),
+          _socksHost: authorityOf(connection.host, connection.port),
+          _upstream: connection.upstream,
+          _protocol: connection.protocol
+        }
+        return entry
+      }
     }
-    return { start, connectionId: connection.id, entry }
   })
 }
 
-export const toHar = (connections: ReadonlyArray<Connection>, options: HarOptions): HarDocument => ({
+/**
+ * The HAR without its entries, and the entries in time order, each built when asked for:
+ * the report streams a large HAR piece by piece, so no piece outlives its serialization.
+ */
+export const harParts = (connections: ReadonlyArray<Connection>, options: HarOptions) => ({
   log: {
-    version: "1.2",
+    version: "1.2" as const,
     creator: { name: "MITM", version: options.creatorVersion },
     pages: [{
       id: pageId,
@@ -396,10 +417,20 @@ export const toHar = (connections: ReadonlyArray<Connection>, options: HarOption
       startedDateTime: isoAt(options, 0),
       pageTimings: { onContentLoad: -1, onLoad: -1 }
     }],
-    entries: connections
-      .flatMap((connection) => entriesOf(connection, options))
-      .sort((a, b) => a.start - b.start || a.connectionId - b.connectionId)
-      .map((dated) => dated.entry),
     comment: logComment
-  }
+  },
+  entries: connections
+    .flatMap((connection) => entriesOf(connection, options))
+    .sort((a, b) => a.start - b.start || a.connectionId - b.connectionId)
+    .map((dated) => dated.entry)
 })
+
+/** The HAR with its entries between the pages and the comment, where HAR viewers show them. */
+export const harWith = <E>(log: ReturnType<typeof harParts>["log"], entries: E) => ({
+  log: { version: log.version, creator: log.creator, pages: log.pages, entries, comment: log.comment }
+})
+
+export const toHar = (connections: ReadonlyArray<Connection>, options: HarOptions): HarDocument => {
+  const { entries, log } = harParts(connections, options)
+  return harWith(log, entries.map((entry) => entry()))
+}

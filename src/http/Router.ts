@@ -12,7 +12,7 @@ import { Reporter } from "../services/Reporter.js"
 import { SettingsStore } from "../services/Settings.js"
 import { connectionBody, connectionLive } from "./ConnectionPage.js"
 import { guard, type Origins } from "./Guard.js"
-import { toHar } from "./Har.js"
+import { harParts, harWith } from "./Har.js"
 import { html } from "./Html.js"
 import { fragment, page } from "./Layout.js"
 import { processStats } from "./ProcessStats.js"
@@ -144,12 +144,13 @@ export const makeRouter = (config: ReportAppConfig) =>
         const reporter = yield* Reporter
         const connections = yield* reporter.connections
         const start = (yield* reporter.sessionStartMillis) ?? 0
-        const har = toHar(connections, { sessionStartMillis: start, creatorVersion: config.version })
+        const { entries, log } = harParts(connections, { sessionStartMillis: start, creatorVersion: config.version })
         const stamp = new Date(start).toISOString().replace(/[:.]/g, "-")
-        // The entries go in pieces, in place of a placeholder no HAR field can hold.
+        // The entries are built and sent in pieces, in place of a placeholder no HAR field can hold.
         const placeholder = `mitm-entries-${config.formToken}`
-        return jsonStream({ log: { ...har.log, entries: placeholder } }, har.log.entries, {
+        return jsonStream(harWith(log, placeholder), entries, {
           placeholder,
+          build: (entry) => entry(),
           headers: { "content-disposition": `attachment; filename="mitm-${stamp}.har"` }
         })
       })
