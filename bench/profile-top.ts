@@ -6,15 +6,42 @@
  *   npx tsx bench/profile-top.ts /tmp/prof [--top 25]      # every *.cpuprofile in the folder, merged
  *   npx tsx bench/profile-top.ts /tmp/prof/CPU.….cpuprofile
  *   npx tsx bench/profile-top.ts /tmp/prof --last 10      # only the last 10 s of each profile
+ *
+ * MITM runs as the bundle dist/mitm.mjs; its frames are mapped back to the sources
+ * (src/…, node_modules/…) through dist/mitm.mjs.map, the map of the bundle the profile ran.
  */
-import { readdirSync, readFileSync, statSync } from "node:fs"
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs"
+import { SourceMap } from "node:module"
 import * as path from "node:path"
 import { ROOT, fail, parseRuns, table } from "./common.js"
 
+interface CallFrame {
+  readonly functionName: string
+  readonly url: string
+  readonly lineNumber: number
+  readonly columnNumber?: number
+}
 interface Node {
   readonly id: number
   readonly children?: ReadonlyArray<number>
-  readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number }
+  readonly callFrame: CallFrame
+}
+
+const bundle = path.join(ROOT, "dist", "mitm.mjs")
+const bundleMap = existsSync(`${bundle}.map`)
+  ? new SourceMap(JSON.parse(readFileSync(`${bundle}.map`, "utf8")))
+  : undefined
+
+/** A frame of the bundle as the source file and line it came from; other frames as they are. */
+const original = (frame: CallFrame): CallFrame => {
+  if (bundleMap === undefined || frame.url.replace(/^file:\/\//, "") !== bundle) return frame
+  const entry = bundleMap.findEntry(frame.lineNumber, frame.columnNumber ?? 0) as {
+    originalSource?: string
+    originalLine?: number
+  }
+  if (entry.originalSource === undefined) return frame
+  const source = path.resolve(path.dirname(bundle), entry.originalSource.replace(/^file:\/\//, ""))
+  return { functionName: frame.functionName, url: source, lineNumber: entry.originalLine ?? 0 }
 }
 interface Profile {
   readonly nodes: ReadonlyArray<Node>
@@ -62,7 +89,7 @@ let total = 0
 let idle = 0
 for (const file of files) {
   const profile = JSON.parse(readFileSync(file, "utf8")) as Profile
-  const nodes = new Map(profile.nodes.map((n) => [n.id, n]))
+  const nodes = new Map(profile.nodes.map((n) => [n.id, { ...n, callFrame: original(n.callFrame) }]))
   const parent = new Map<number, number>()
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
   const srcFrame = (id: number): string => {
