@@ -259,13 +259,23 @@ export interface MitmChild extends Child {
 }
 
 /**
- * The environment `npm start` gives MITM (package.json): GLIBC_TUNABLES, so that glibc keeps
- * up to 32 MiB of freed relay buffers instead of giving them back to the system after each
- * burst and faulting them in again (bench/throughput.ts: about 90 -> 0 minor faults per MiB).
+ * How `npm start` runs MITM (package.json's start script, after the build): its environment
+ * and node's flags.
+ * - GLIBC_TUNABLES: glibc keeps up to 32 MiB of freed relay buffers instead of giving them
+ *   back to the system after each burst and faulting them in again (bench/throughput.ts:
+ *   about 90 -> 0 minor faults per MiB).
+ * - --no-concurrent-array-buffer-sweeping: the relay's read buffers are freed in the young
+ *   collection that finds them dead, not later on a helper thread; otherwise, on a busy
+ *   machine, V8 counts them as live external memory and runs a full collection every few
+ *   dozen milliseconds of bulk transfer (--trace-gc: about 100 against 1 per 2 GiB).
  */
-export const mitmEnvironment = (): Record<string, string> => {
+export const mitmLaunch = (): { readonly env: Record<string, string>; readonly nodeArgs: ReadonlyArray<string> } => {
   const start = (JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")) as { scripts: { start: string } }).scripts.start
-  return Object.fromEntries([...start.matchAll(/\b([A-Z_]+)=(\S+) /g)].map((m) => [m[1], m[2]]))
+  const run = start.split("&&").pop()!.trim().split(/\s+/)
+  const node = run.indexOf("node")
+  const env = Object.fromEntries(run.slice(0, node).map((pair) => [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)]))
+  const nodeArgs = run.slice(node + 1, run.indexOf("dist/mitm.mjs"))
+  return { env, nodeArgs }
 }
 
 let built = false
@@ -286,14 +296,15 @@ export const startMitm = async (
     ? /mitm: SOCKS proxy listening on [\d.]+:(\d+)[\s\S]*mitm: report at http:\/\/[\d.]+:\d+\//
     : /mitm: SOCKS proxy listening on [\d.]+:(\d+)/
   buildMitm()
+  const launch = mitmLaunch()
   const mitm = await startChild(
     "mitm",
     process.execPath,
-    [...nodeArgs, "dist/mitm.mjs", "--upstream", "direct", "--report", report, "--listen", `${HOST}:0`, ...(options.extraArgs ?? [])],
+    [...launch.nodeArgs, ...nodeArgs, "dist/mitm.mjs", "--upstream", "direct", "--report", report, "--listen", `${HOST}:0`, ...(options.extraArgs ?? [])],
     listening,
     undefined,
     true,
-    mitmEnvironment()
+    launch.env
   )
   const rm = /mitm: report at http:\/\/[\d.]+:(\d+)\//.exec(mitm.stdout())
   const reportPort = rm ? Number(rm[1]) : null
