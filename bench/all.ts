@@ -34,7 +34,7 @@ const SCENARIOS: ReadonlyArray<Scenario> = [
   { name: "throughput", args: ["--size", "1GiB"], minRuns: 5 },
   { name: "latency", args: ["--requests", "5000"] },
   { name: "connrate", args: ["--workers", "50", "--seconds", "5"] },
-  { name: "concurrency", args: ["--connections", "10000", "--peers", "plainRelay,mitm,microsocks"] },
+  { name: "concurrency", args: ["--connections", "10000"] },
   { name: "report", args: ["--connections", "10000", "--events", "200000"] }
 ]
 

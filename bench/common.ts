@@ -378,8 +378,11 @@ export const startMicrosocks = async (): Promise<Optional> => {
 
 export const mitmdumpPath = (): string | null => MITMDUMP_CANDIDATES.find((p) => existsSync(p)) ?? null
 
-/** mitmproxy's mitmdump in SOCKS5 mode when installed or installable (`apt-get install mitmproxy`); never fails. */
-export const startMitmproxy = async (): Promise<Optional> => {
+/**
+ * mitmproxy's mitmdump in SOCKS5 mode when installed or installable (`apt-get install
+ * mitmproxy`), with `extraArgs` (e.g. `--set stream_large_bodies=1m`); never fails.
+ */
+export const startMitmproxy = async (extraArgs: ReadonlyArray<string> = []): Promise<Optional> => {
   installPeer("mitmproxy", () => mitmdumpPath() !== null)
   const bin = mitmdumpPath()
   if (bin === null) {
@@ -392,7 +395,7 @@ export const startMitmproxy = async (): Promise<Optional> => {
     const child = await startChild(
       "mitmproxy",
       bin,
-      ["--mode", "socks5", "--listen-host", HOST, "--listen-port", String(port), "-q"],
+      ["--mode", "socks5", "--listen-host", HOST, "--listen-port", String(port), "-q", ...extraArgs],
       null,
       port
     )

@@ -5,8 +5,9 @@
  *   1. direct       client straight to the origin (the physical limit of this machine),
  *   2. plainRelay   a plain Node SOCKS5 relay, `client.pipe(upstream).pipe(client)`
  *                   (bench/plain-relay.ts: Node's limit for any proxy),
- *   3. mitm         MITM (`--upstream direct --report off --listen 127.0.0.1:0`), decoding on,
- *   4. microsocks   only when /usr/bin/microsocks exists (never installed by this script).
+ *   3. mitm         MITM as `npm start` runs it (`--upstream direct --report off`), decoding on,
+ *   4. microsocks   when installed or installable (apt-get, as root; `--no-install` skips that),
+ *   5. mitmproxy    likewise, `mitmdump --mode socks5 --set stream_large_bodies=1m`.
  *
  * The origin (bench/origin.ts) and every proxy run as their own child processes; the client
  * runs here. Runs are interleaved (direct, relay, mitm, direct, relay, mitm, ...) after one
@@ -21,13 +22,13 @@
  * Output: progress on stderr; a table, then one JSON line, on stdout. Besides MiB/s it records,
  * per proxy, the CPU it used during the runs (1 = one core) and its minor page faults per MiB
  * (a 64 KiB read buffer that malloc gave back to the OS costs 16 faults when reused), and
- * MITM's VmHWM/VmRSS at the end. Children inherit the environment, so e.g.
- * `GLIBC_TUNABLES=glibc.malloc.trim_threshold=... npm run bench` applies to all of them.
+ * MITM's VmHWM/VmRSS at the end. MITM gets the environment and node flags of `npm start`
+ * (package.json); the other children inherit this process's environment.
  */
 import * as net from "node:net"
 import {
   COMMON_USAGE, HOST, MIB, fail, killAll, log, machine, median, parseCommonFlags, procStat, round,
-  runMain, socksConnect, startMicrosocks, startMitm, startOrigin, startPlainRelay, statusMiB, stopChild,
+  runMain, socksConnect, startMicrosocks, startMitm, startMitmproxy, startOrigin, startPlainRelay, statusMiB, stopChild,
   type Child
 } from "./common.js"
 
@@ -171,12 +172,17 @@ const main = async (): Promise<void> => {
   const mitm = await startMitm({ cpuProfDir: options.cpuProfDir })
   const micro0 = await startMicrosocks()
   const microsocks = micro0.child
+  // mitmproxy keeps whole bodies in memory unless told to stream them, as a user moving big
+  // files through it would tell it.
+  const mitmproxy0 = await startMitmproxy(["--set", "stream_large_bodies=1m"])
+  const mitmproxy = mitmproxy0.child
 
   const scenarios: Array<{ key: string; proxy: Child | null }> = [
     { key: "direct", proxy: null },
     { key: "plainRelay", proxy: relay },
     { key: "mitm", proxy: mitm },
-    ...(microsocks ? [{ key: "microsocks", proxy: microsocks }] : [])
+    ...(microsocks ? [{ key: "microsocks", proxy: microsocks }] : []),
+    ...(mitmproxy ? [{ key: "mitmproxy", proxy: mitmproxy }] : [])
   ]
   const samples = new Map<string, Array<Sample>>(scenarios.map((s) => [s.key, []]))
 
@@ -199,7 +205,13 @@ const main = async (): Promise<void> => {
   const mitmRss = statusMiB(mitm.proc.pid, "VmRSS")
   const relayHwm = statusMiB(relay.proc.pid, "VmHWM")
 
-  await Promise.all([stopChild(mitm), stopChild(relay), stopChild(origin), ...(microsocks ? [stopChild(microsocks)] : [])])
+  await Promise.all([
+    stopChild(mitm),
+    stopChild(relay),
+    stopChild(origin),
+    ...(microsocks ? [stopChild(microsocks)] : []),
+    ...(mitmproxy ? [stopChild(mitmproxy)] : [])
+  ])
   killAll("SIGKILL")
 
   const med = (key: string): number | null => {
@@ -214,6 +226,7 @@ const main = async (): Promise<void> => {
   const plainRelay = med("plainRelay")!
   const mitmMed = med("mitm")!
   const micro = med("microsocks")
+  const mitmproxyMed = med("mitmproxy")
 
   const result = {
     scenario: "throughput",
@@ -227,6 +240,9 @@ const main = async (): Promise<void> => {
     relayToDirect: round(plainRelay / direct, 3),
     microsocks: round(micro),
     microsocksSkipped: micro0.skipped,
+    mitmproxy: round(mitmproxyMed),
+    mitmproxySkipped: mitmproxy0.skipped,
+    mitmToMitmproxy: mitmproxyMed === null ? null : round(mitmMed / mitmproxyMed, 3),
     plainRelayCpu: round(medOf("plainRelay", "proxyCpu"), 2),
     mitmCpu: round(medOf("mitm", "proxyCpu"), 2),
     plainRelayFaultsPerMiB: round(medOf("plainRelay", "proxyFaultsPerMiB")),
@@ -249,6 +265,9 @@ const main = async (): Promise<void> => {
     row("plain relay", plainRelay, `${pct(plainRelay / direct)} of direct${procNote(result.plainRelayCpu, result.plainRelayFaultsPerMiB)}`),
     row("mitm", mitmMed, `${pct(mitmMed / direct)} of direct${procNote(result.mitmCpu, result.mitmFaultsPerMiB)}`),
     micro === null ? `microsocks   skipped (${micro0.skipped})` : row("microsocks", micro, `${pct(micro / direct)} of direct`),
+    mitmproxyMed === null
+      ? `mitmproxy    skipped (${mitmproxy0.skipped})`
+      : row("mitmproxy", mitmproxyMed, `${pct(mitmproxyMed / direct)} of direct (stream_large_bodies=1m)`),
     `MITM / plain relay = ${result.mitmToRelay}   MITM / direct = ${result.mitmToDirect}` +
       (mitmHwm === null ? "" : `   MITM peak RSS (VmHWM) ${mitmHwm.toFixed(0)} MiB`)
   ]
