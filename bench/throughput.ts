@@ -27,7 +27,7 @@
  */
 import * as net from "node:net"
 import {
-  COMMON_USAGE, HOST, MIB, fail, killAll, log, machine, median, parseCommonFlags, procStat, round,
+  type CommonOptions, COMMON_USAGE, HOST, MIB, fail, killAll, log, machine, median, parseCommonFlags, procStat, round,
   runMain, socksConnect, startMicrosocks, startMitm, startMitmproxy, startOrigin, startPlainRelay, statusMiB, stopChild,
   type Child
 } from "./common.js"
@@ -52,10 +52,8 @@ const parseSize = (text: string): number => {
   return bytes
 }
 
-interface Options {
+interface Options extends CommonOptions {
   readonly size: number
-  readonly runs: number
-  readonly cpuProfDir: string | null
 }
 
 const parseFlags = (argv: ReadonlyArray<string>): Options => {
@@ -170,11 +168,15 @@ const main = async (): Promise<void> => {
   const origin = await startOrigin()
   const relay = await startPlainRelay()
   const mitm = await startMitm({ cpuProfDir: options.cpuProfDir })
-  const micro0 = await startMicrosocks()
+  // --peers picks among the optional peers; direct, the plain relay and MITM always run (the ratios need them).
+  const wanted = (key: string): boolean => options.peers === null || options.peers.has(key)
+  const micro0 = wanted("microsocks") ? await startMicrosocks() : { child: null, skipped: "not in --peers" }
   const microsocks = micro0.child
   // mitmproxy keeps whole bodies in memory unless told to stream them, as a user moving big
   // files through it would tell it.
-  const mitmproxy0 = await startMitmproxy(["--set", "stream_large_bodies=1m"])
+  const mitmproxy0 = wanted("mitmproxy")
+    ? await startMitmproxy(["--set", "stream_large_bodies=1m"])
+    : { child: null, skipped: "not in --peers" }
   const mitmproxy = mitmproxy0.child
 
   const scenarios: Array<{ key: string; proxy: Child | null }> = [
