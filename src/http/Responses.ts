@@ -51,28 +51,31 @@ function* arrayPieces<A>(items: ReadonlyArray<A>, build: (item: A) => unknown): 
   if (batch.length > 0) yield Buffer.concat(batch)
 }
 
+/** Stands for the streamed array inside `within`'s document; no report field holds a NUL. */
+const arrayMarker = "\u0000mitm-array\u0000"
+
 /**
- * JSON whose one big array (in place of `placeholder` in the document, or the document itself
- * when it is that array) is sent in pieces as it is serialized, each item built by `build`
+ * JSON whose one big array is sent in pieces as it is serialized, each item built by `build`
  * just before: a report of 10,000 connections is tens of megabytes, and one JSON.stringify
- * would hold it twice (as text and as bytes) before the first byte goes.
+ * would hold it twice (as text and as bytes) before the first byte goes. The array is the
+ * whole document, or stands where `within` puts the marker it is given.
  */
 export const jsonStream = <A>(
-  document: unknown,
   array: ReadonlyArray<A>,
   options: {
-    readonly headers?: Record<string, string>
-    readonly placeholder?: string
+    readonly within?: (marker: string) => unknown
     readonly build?: (item: A) => unknown
+    readonly headers?: Record<string, string>
   } = {}
 ) => {
   let before = "["
   let after = "]"
-  if (options.placeholder !== undefined) {
-    const text = JSON.stringify(document)
-    const at = text.indexOf(JSON.stringify(options.placeholder))
+  if (options.within !== undefined) {
+    const text = JSON.stringify(options.within(arrayMarker))
+    const marker = JSON.stringify(arrayMarker)
+    const at = text.indexOf(marker)
     before = `${text.slice(0, at)}[`
-    after = `]${text.slice(at + JSON.stringify(options.placeholder).length)}`
+    after = `]${text.slice(at + marker.length)}`
   }
   const pieces = function*(): Generator<Uint8Array> {
     yield Buffer.from(before)

@@ -146,10 +146,9 @@ export const makeRouter = (config: ReportAppConfig) =>
         const start = (yield* reporter.sessionStartMillis) ?? 0
         const { entries, log } = harParts(connections, { sessionStartMillis: start, creatorVersion: config.version })
         const stamp = new Date(start).toISOString().replace(/[:.]/g, "-")
-        // The entries are built and sent in pieces, in place of a placeholder no HAR field can hold.
-        const placeholder = `mitm-entries-${config.formToken}`
-        return jsonStream(harWith(log, placeholder), entries, {
-          placeholder,
+        // The entries are built and sent in pieces.
+        return jsonStream(entries, {
+          within: (marker) => harWith(log, marker),
           build: (entry) => entry(),
           headers: { "content-disposition": `attachment; filename="mitm-${stamp}.har"` }
         })
@@ -164,7 +163,7 @@ export const makeRouter = (config: ReportAppConfig) =>
     ),
     HttpRouter.get(
       "/api/connections",
-      Effect.flatMap(Reporter, (reporter) => Effect.map(reporter.connections, (connections) => jsonStream(connections, connections)))
+      Effect.flatMap(Reporter, (reporter) => Effect.map(reporter.connections, (connections) => jsonStream(connections)))
     ),
     HttpRouter.get(
       "/api/connections/:id",
