@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Exit, Fiber, TestClock } from "effect"
+import { Effect, Exit, Fiber, TestClock } from "effect"
 import * as net from "node:net"
 import { UpstreamError } from "../src/domain/Errors.js"
 import type { SocksRequest } from "../src/domain/SocksRequest.js"
@@ -395,7 +395,7 @@ const echoServer = Effect.acquireRelease(
 
 describe("internal (direct) upstream", () => {
   // These tests never reach the connect timeout; test/Deadlines.test.ts tests the deadlines.
-  const direct = InternalSocksUpstream.make({ schedule: () => () => {}, resolution: Duration.zero })
+  const direct = InternalSocksUpstream.make({ schedule: () => () => {} })
 
   it("is named direct", () => {
     expect(direct.name).toBe("direct")

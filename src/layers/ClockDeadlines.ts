@@ -45,7 +45,7 @@ export const make = (resolution: Duration.Duration = defaultResolution) =>
       }
     })
     yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep(resolution), sweep)))
-    return { schedule, resolution } satisfies DeadlinesService
+    return { schedule } satisfies DeadlinesService
   })
 
 export const layer = (resolution?: Duration.Duration): Layer.Layer<Deadlines> =>

@@ -1,6 +1,6 @@
 /**
  * The live Proxy: a SOCKS4/4a/5 listener. Each accepted connection runs in its
- * own scoped fiber: SOCKS handshake, upstream connect, then the relay with the
+ * own fiber: SOCKS handshake, upstream connect, then the relay with the
  * decoder observing on the side. Everything it learns goes to the Store.
  */
 import { Cause, Duration, Effect, FiberSet, Layer, Runtime } from "effect"

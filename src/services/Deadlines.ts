@@ -7,12 +7,10 @@ import { Context, type Duration } from "effect"
 
 export interface DeadlinesService {
   /**
-   * Calls `onExpire` once `after` has passed on the clock service (at most one
-   * `resolution` late), unless the returned function cancels it first.
+   * Calls `onExpire` once `after` has passed on the clock service (late by at most
+   * the implementation's sweep interval), unless the returned function cancels it first.
    */
   readonly schedule: (after: Duration.Duration, onExpire: () => void) => () => void
-  /** How late a deadline may fire. */
-  readonly resolution: Duration.Duration
 }
 
 export class Deadlines extends Context.Tag("mitm/Deadlines")<Deadlines, DeadlinesService>() {}
