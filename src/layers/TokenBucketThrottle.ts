@@ -6,6 +6,7 @@
  */
 import { type Clock, Duration, Effect, Layer } from "effect"
 import type { Direction } from "../domain/Event.js"
+import type { Settings } from "../domain/Settings.js"
 import { SettingsStore } from "../services/Settings.js"
 import { Throttle, type ThrottleService } from "../services/Throttle.js"
 
@@ -35,17 +36,17 @@ export const make: Effect.Effect<ThrottleService, never, SettingsStore> = Effect
   const settings = yield* SettingsStore
   const clock = yield* Effect.clock
   const total = { up: makeBucket(clock), down: makeBucket(clock) }
+  const limited = ({ bandwidth, bandwidthTotal }: Settings) => bandwidth !== 0 || bandwidthTotal !== 0
+  const active = () => limited(settings.unsafeCurrent())
   return {
     forConnection: () => {
       const own = { up: makeBucket(clock), down: makeBucket(clock) }
       return {
-        active: () => {
-          const { bandwidth, bandwidthTotal } = settings.unsafeCurrent()
-          return bandwidth !== 0 || bandwidthTotal !== 0
-        },
+        active,
         take: (direction: Direction, bytes: number) => {
-          const { bandwidth, bandwidthTotal } = settings.unsafeCurrent()
-          if (bandwidth === 0 && bandwidthTotal === 0) return undefined
+          const current = settings.unsafeCurrent()
+          if (!limited(current)) return undefined
+          const { bandwidth, bandwidthTotal } = current
           const wait = Math.max(
             bandwidth === 0 ? 0 : own[direction].take(bandwidth, bytes),
             bandwidthTotal === 0 ? 0 : total[direction].take(bandwidthTotal, bytes)
