@@ -9,11 +9,11 @@ import * as https from "node:https"
 import { createRequire } from "node:module"
 import * as tls from "node:tls"
 import { eventually, startMitm, tcpServer } from "./support/Loopback.js"
-import { hasOpenssl, selfSigned } from "./support/SelfSigned.js"
+import { selfSigned } from "./support/SelfSigned.js"
 import { connectRaw, socks5Connect, socks5Greeting, socks5Open } from "./support/SocksClient.js"
 
 describe("HTTPS and privacy", () => {
-  it.scopedLive.skipIf(!hasOpenssl)("an HTTPS fetch through MITM shows the server name, the TLS versions and the handshake timing", () =>
+  it.scopedLive("an HTTPS fetch through MITM shows the server name, the TLS versions and the handshake timing", () =>
     Effect.gen(function*() {
       const server = https.createServer({ ...selfSigned(), ALPNProtocols: ["http/1.1"] }, (_request, response) => response.end("secret page"))
       const port = yield* Effect.acquireRelease(

@@ -7,7 +7,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 
-export const hasOpenssl = (() => {
+const hasOpenssl = (() => {
   try {
     execFileSync("openssl", ["version"], { stdio: "ignore" })
     return true
@@ -16,7 +16,9 @@ export const hasOpenssl = (() => {
   }
 })()
 
+/** Fails, saying why, where openssl is missing: a TLS test never skips itself. */
 export const selfSigned = (): { readonly key: Buffer; readonly cert: Buffer } => {
+  if (!hasOpenssl) throw new Error("openssl is not installed: apt-get install -y openssl (npm test installs it when run as root)")
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mitm-tls-"))
   try {
     execFileSync("openssl", [
