@@ -3,8 +3,10 @@ import { Effect, Exit, Fiber, TestClock } from "effect"
 import * as net from "node:net"
 import { UpstreamError } from "../src/domain/Errors.js"
 import type { SocksRequest } from "../src/domain/SocksRequest.js"
+import * as ClockDeadlines from "../src/layers/ClockDeadlines.js"
 import * as InternalSocksUpstream from "../src/layers/InternalSocksUpstream.js"
 import * as SocksUpstream from "../src/layers/SocksUpstream.js"
+import type { DeadlinesService } from "../src/services/Deadlines.js"
 import type { UpstreamStream } from "../src/services/Upstream.js"
 
 const bytes = (...parts: ReadonlyArray<string | ReadonlyArray<number>>): Buffer =>
@@ -166,8 +168,11 @@ const upstreamError = <A>(exit: Exit.Exit<A, UpstreamError>): UpstreamError => {
   return exit.cause.error
 }
 
-const socksTo = (port: number, config: Partial<SocksUpstream.SocksUpstreamConfig> = {}) =>
-  SocksUpstream.make({ host: "127.0.0.1", port, ...config })
+/** Deadlines that never fire, for tests that never reach a timeout. */
+const noDeadlines: DeadlinesService = { schedule: () => () => {} }
+
+const socksTo = (port: number, config: Partial<SocksUpstream.SocksUpstreamConfig> = {}, deadlines = noDeadlines) =>
+  SocksUpstream.make({ host: "127.0.0.1", port, ...config }, deadlines)
 
 /** Credentials the `socks` package can carry, and ones only our own handshake can. */
 const paths = {
@@ -179,7 +184,7 @@ const paths = {
 
 describe("SOCKS upstream", () => {
   it("is named by its address, never with a password", () => {
-    const route = SocksUpstream.make({ host: "127.0.0.1", port: 9050, username: "u", password: "secret" })
+    const route = SocksUpstream.make({ host: "127.0.0.1", port: 9050, username: "u", password: "secret" }, noDeadlines)
     expect(route.name).toBe("socks5://127.0.0.1:9050")
   })
 
@@ -338,9 +343,10 @@ describe("SOCKS upstream", () => {
 
   it.scoped("a reply that never comes is a Timeout after 120 s of the Effect clock, and the socket is closed", () =>
     Effect.gen(function*() {
+      const deadlines = yield* ClockDeadlines.make()
       for (const [path, credentials] of Object.entries(paths)) {
         const fake = yield* fakeSocksServer({ reply: bytes() })
-        const fiber = yield* Effect.fork(socksTo(fake.port).connect(request({ credentials })))
+        const fiber = yield* Effect.fork(socksTo(fake.port, {}, deadlines).connect(request({ credentials })))
         yield* Effect.promise(() => fake.heard)
         yield* TestClock.adjust("119 seconds")
         expect(fiber.unsafePoll(), path).toBeNull()
@@ -395,7 +401,7 @@ const echoServer = Effect.acquireRelease(
 
 describe("internal (direct) upstream", () => {
   // These tests never reach the connect timeout; test/Deadlines.test.ts tests the deadlines.
-  const direct = InternalSocksUpstream.make({ schedule: () => () => {} })
+  const direct = InternalSocksUpstream.make(noDeadlines)
 
   it("is named direct", () => {
     expect(direct.name).toBe("direct")

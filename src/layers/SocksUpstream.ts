@@ -31,9 +31,10 @@
  *    socket and into which we push only the upstream's bytes up to the end of
  *    the reply; bytes past it are `unshift`ed back onto the paused socket.
  * 6. Its own 30 s timeout (a setTimeout, never cleared) destroys the socket while
- *    Tor may still be building a circuit. Covered: the Effect clock owns the
- *    timeouts (10 s TCP connect, 120 s reply); the package's timer is set past
- *    ours and only ever hits the shim.
+ *    Tor may still be building a circuit, and holds the client (and all it
+ *    references) until it fires. Covered: the Effect clock owns the timeouts
+ *    (10 s TCP connect, 120 s reply); the package's timer is set past ours, only
+ *    ever hits the shim, and is cleared when our handshake ends.
  * 7. Only CONNECT/BIND/ASSOCIATE: no RESOLVE (0xF0) or RESOLVE_PTR (0xF1).
  *    Covered: our own handshake.
  * 8. Auth reply and command reply arriving in one TCP chunk make it fail with
@@ -41,7 +42,7 @@
  *    reachable with a conforming server, which replies to our request only after
  *    it has been sent; if it happens, the error is reported as "Protocol".
  */
-import { Duration, Effect, Exit, Layer } from "effect"
+import { Duration, Effect, Layer } from "effect"
 import * as net from "node:net"
 import { Duplex } from "node:stream"
 import { SocksClient, type SocksClientOptions } from "socks"
@@ -49,6 +50,7 @@ import { UpstreamError } from "../domain/Errors.js"
 import { formatHostPort } from "../domain/Settings.js"
 import { failureCode, SocksReplyCode } from "../domain/SocksProtocol.js"
 import type { SocksAddress, SocksCommand, SocksRequest, SocksVersion } from "../domain/SocksRequest.js"
+import { Deadlines, type DeadlinesService } from "../services/Deadlines.js"
 import { Upstream, type UpstreamRoute, type UpstreamStream } from "../services/Upstream.js"
 
 /** From `socks5://[user:pass@]HOST:PORT`; the URL is parsed by the settings schema. */
@@ -234,212 +236,221 @@ interface Credentials {
 }
 
 interface Reply {
+  readonly socket: net.Socket
   readonly code: number
   readonly bound: Bound | undefined
 }
 
+/** Who speaks for MITM on one upstream socket: our own handshake or the `socks` package. */
 interface Conversation {
-  readonly version: SocksVersion
   /** SOCKS5 methods offered in the greeting. */
   readonly offered: ReadonlyArray<number>
-  /** Writes the first message, then what the upstream waits for next; nothing when the package drives. */
+  /** Writes the first message; nothing when the package drives. */
   readonly start: () => void
+  /** Writes what the upstream waits for next. */
   readonly send: (stage: "auth" | "reply") => void
   /** Sees the upstream's bytes up to the end of its reply, never past it. */
   readonly observe: (bytes: Buffer) => void
+  /** Once our reader has the reply: calls back with the package's disagreement, if any. */
+  readonly agree: (done: (disagreement: string | undefined) => void) => void
+  /** Lets go of everything the conversation holds; called once, however it ended. */
+  readonly dispose: () => void
+}
+
+interface Exchange {
+  readonly config: SocksUpstreamConfig
+  readonly version: SocksVersion
   readonly label: string
+  /** Keep the socket open after a successful reply (CONNECT); destroy it otherwise (RESOLVE). */
+  readonly keep: boolean
+  readonly conversation: (socket: net.Socket) => Conversation
 }
 
 /**
- * Reads the upstream's replies from the socket until the final one. On success
- * the socket is left paused with no listener of ours, and bytes read past the
- * reply are put back in front of its buffer.
+ * One upstream socket from TCP connect to the final reply, in one callback chain
+ * with deadlines on the clock service (10 s to connect, 120 s to reply) and no
+ * fiber of its own. On success the socket is left paused with no listener of ours
+ * but a silent 'error' one, and bytes read past the reply are put back in front of
+ * its buffer. On failure or interruption the socket is destroyed.
  */
-const converse = (socket: net.Socket, conversation: Conversation): Effect.Effect<Reply, UpstreamError> =>
+const converse = (deadlines: DeadlinesService, exchange: Exchange): Effect.Effect<Reply, UpstreamError> =>
   Effect.async<Reply, UpstreamError>((resume) => {
-    const { label, version } = conversation
+    const { config, label, version } = exchange
+    const where = formatHostPort(config.host, config.port)
+    const generalFailure = failureCode(version, SocksReplyCode.generalFailure)
+    const socket = new net.Socket({ allowHalfOpen: true })
+    // An error with no step listening must not crash the process; the relay reports its own.
+    socket.on("error", () => {})
+    let conversation: Conversation | undefined
     let stage: Stage = version === 5 ? "method" : "reply"
     let unread: Buffer = Buffer.alloc(0)
+    let done = false
+
     const detach = () => {
+      cancelDeadline()
+      socket.off("connect", onConnect)
       socket.off("data", onData)
       socket.off("end", onEnd)
       socket.off("close", onEnd)
       socket.off("error", onError)
+      conversation?.dispose()
+      conversation = undefined
+      unread = Buffer.alloc(0)
     }
-    const fail = (reason: UpstreamError["reason"], code: number, detail: string) => {
+    const finish = (result: Effect.Effect<Reply, UpstreamError>, destroy: boolean) => {
+      if (done) return
+      done = true
       detach()
-      resume(Effect.fail(new UpstreamError({ reason, replyCode: code, detail: `SOCKS upstream ${label} ${detail}` })))
+      if (destroy) socket.destroy()
+      resume(result)
     }
+    const fail = (reason: UpstreamError["reason"], replyCode: number, detail: string) =>
+      finish(Effect.fail(new UpstreamError({ reason, replyCode, detail })), true)
+
+    const onConnectTimeout = () =>
+      fail("Timeout", generalFailure, `cannot reach SOCKS upstream ${where}: no connection within ${Duration.format(connectTimeout)}`)
+    const onReplyTimeout = () =>
+      fail("Timeout", generalFailure, `SOCKS upstream ${label} did not reply within ${Duration.format(replyTimeout)}`)
+    let cancelDeadline = deadlines.schedule(connectTimeout, onConnectTimeout)
+
+    const onError = (error: NodeJS.ErrnoException) =>
+      conversation === undefined
+        ? fail("Unreachable", generalFailure, `cannot reach SOCKS upstream ${where}: ${error.code ?? error.message}`)
+        : fail("Unreachable", generalFailure, `SOCKS upstream ${label} failed: ${error.code ?? error.message}`)
+    const onEnd = () => fail("Protocol", generalFailure, `SOCKS upstream ${label} closed the connection before its reply`)
+
+    const onConnect = () => {
+      cancelDeadline()
+      cancelDeadline = deadlines.schedule(replyTimeout, onReplyTimeout)
+      conversation = exchange.conversation(socket)
+      socket.on("data", onData)
+      socket.once("end", onEnd)
+      socket.once("close", onEnd)
+      conversation.start()
+    }
+
     const onData = (chunk: Buffer) => {
+      const talk = conversation!
       unread = unread.length === 0 ? chunk : Buffer.concat([unread, chunk])
       for (;;) {
-        const step = readStage(version, conversation.offered, stage, unread)
+        const step = readStage(version, talk.offered, stage, unread)
         switch (step._tag) {
           case "More":
-            return conversation.observe(chunk)
+            return talk.observe(chunk)
           case "Refused":
-            return fail(step.reason, step.code, step.detail)
+            return fail(step.reason, step.code, `SOCKS upstream ${label} ${step.detail}`)
           case "Next":
             unread = unread.subarray(step.size)
             stage = step.stage
-            conversation.send(stage)
+            talk.send(stage)
             continue
           case "Reply": {
             // The reply ends in this chunk; what follows it belongs to the stream.
             const rest = unread.subarray(step.size)
             socket.pause()
-            detach()
-            conversation.observe(chunk.subarray(0, chunk.length - rest.length))
+            socket.off("data", onData)
+            talk.observe(chunk.subarray(0, chunk.length - rest.length))
             if (rest.length > 0) socket.unshift(rest)
-            return resume(Effect.succeed({ code: step.code, bound: step.bound }))
+            const reply: Reply = { socket, code: step.code, bound: step.bound }
+            return talk.agree((disagreement) =>
+              disagreement === undefined
+                ? finish(Effect.succeed(reply), !exchange.keep)
+                : fail("Protocol", generalFailure, `SOCKS upstream ${label}: ${disagreement}`)
+            )
           }
         }
       }
     }
-    const onEnd = () =>
-      fail("Protocol", failureCode(version, SocksReplyCode.generalFailure), "closed the connection before its reply")
-    const onError = (error: NodeJS.ErrnoException) =>
-      fail("Unreachable", failureCode(version, SocksReplyCode.generalFailure), `failed: ${error.code ?? error.message}`)
-    if (socket.destroyed || socket.readableEnded) return onEnd()
-    socket.on("data", onData)
-    socket.once("end", onEnd)
-    socket.once("close", onEnd)
+
+    socket.once("connect", onConnect)
     socket.once("error", onError)
-    conversation.start()
-    return Effect.sync(detach)
-  }).pipe(
-    Effect.timeoutFail({
-      duration: replyTimeout,
-      onTimeout: () =>
-        new UpstreamError({
-          reason: "Timeout",
-          replyCode: failureCode(conversation.version, SocksReplyCode.generalFailure),
-          detail: `SOCKS upstream ${conversation.label} did not reply within ${Duration.format(replyTimeout)}`
-        })
+    socket.connect({ host: config.host, port: config.port, noDelay: true })
+    return Effect.sync(() => {
+      if (done) return
+      done = true
+      detach()
+      socket.destroy()
     })
-  )
+  })
+
+const agreeAlways = (done: (disagreement: string | undefined) => void) => done(undefined)
 
 /** Our own handshake: greeting, RFC 1929 auth, request, written byte for byte. */
-const ownHandshake = (
-  socket: net.Socket,
-  request: SocksRequest,
-  credentials: Credentials | undefined,
-  userId: Uint8Array,
-  label: string
-) => {
+const ownConversation = (request: SocksRequest, credentials: Credentials | undefined, userId: Uint8Array) =>
+(socket: net.Socket): Conversation => {
   const offered = credentials === undefined ? [methodNoAuth] : [methodNoAuth, methodUserPass]
-  return converse(socket, {
-    version: request.version,
+  return {
     offered,
     start: () => socket.write(request.version === 4 ? request4(request, userId) : greeting(offered)),
     // "auth" is reached only when 0x02 was offered, that is with credentials.
     send: (stage) => socket.write(stage === "auth" ? userPass(credentials!) : request5(request)),
     observe: () => {},
-    label
-  })
+    agree: agreeAlways,
+    dispose: () => {}
+  }
+}
+
+/**
+ * Runs `start` and returns the first timer it sets with `setTimeout`, so that it can be
+ * cleared. The `socks` package starts one timer per connection and never clears it; the
+ * timer holds the client, its options, its 4 KiB receive buffer and the shim (gap 6).
+ * `start` is synchronous and the global is restored after its first call or its return.
+ */
+const firstTimerOf = (start: () => void): NodeJS.Timeout | undefined => {
+  const setTimer = globalThis.setTimeout
+  let timer: NodeJS.Timeout | undefined
+  globalThis.setTimeout = ((...args: Parameters<typeof setTimeout>) => {
+    globalThis.setTimeout = setTimer
+    return (timer = setTimer(...args))
+  }) as typeof setTimeout
+  try {
+    start()
+  } finally {
+    globalThis.setTimeout = setTimer
+  }
+  return timer
 }
 
 /**
  * CONNECT through the `socks` package. It talks to a shim, not to the socket: the
  * shim's writes go to the socket, and it reads only the upstream's bytes up to the
  * end of the reply (gap 5). Our reader decides the outcome and the code (gap 4).
+ * When the conversation ends, nothing of the package keeps memory: its timer is
+ * cleared and the shim lets go of the socket, whose listeners hold the connection.
  */
-const packageHandshake = (socket: net.Socket, options: Omit<SocksClientOptions, "existing_socket">, version: SocksVersion, offered: ReadonlyArray<number>, label: string) =>
-  Effect.suspend(() => {
-    const shim = new Duplex({
-      read() {},
-      write(chunk, _encoding, done) {
-        if (!socket.destroyed) socket.write(chunk)
-        done()
-      }
-    })
-    const settled = SocksClient.createConnection({ ...options, existing_socket: shim }).then(
-      () => undefined,
-      (error: Error) => error
-    )
-    const packageAgrees = Effect.promise(() => settled).pipe(
-      Effect.flatMap((error) =>
-        error === undefined ? Effect.void : Effect.fail(
-          new UpstreamError({
-            reason: "Protocol",
-            replyCode: failureCode(version, SocksReplyCode.generalFailure),
-            detail: `SOCKS upstream ${label}: ${error.message}`
-          })
+const packageConversation = (options: Omit<SocksClientOptions, "existing_socket">, offered: ReadonlyArray<number>) =>
+(socket: net.Socket): Conversation => {
+  let target: net.Socket | undefined = socket
+  const shim = new Duplex({
+    read() {},
+    write(chunk, _encoding, done) {
+      if (target !== undefined && !target.destroyed) target.write(chunk)
+      done()
+    }
+  })
+  let settled: Promise<Error | undefined> = Promise.resolve(undefined)
+  let timer: NodeJS.Timeout | undefined
+  return {
+    offered,
+    start: () => {
+      timer = firstTimerOf(() => {
+        settled = SocksClient.createConnection({ ...options, existing_socket: shim }).then(
+          () => undefined,
+          (error: Error) => error
         )
-      )
-    )
-    return converse(socket, { version, offered, start: () => {}, send: () => {}, observe: (bytes) => shim.push(bytes), label }).pipe(
-      // By the time our reader has the reply, the package has every byte it needs to agree.
-      Effect.zipLeft(packageAgrees),
-      Effect.ensuring(Effect.sync(() => shim.destroy()))
-    )
-  })
-
-/** Opens the TCP connection to the SOCKS server; a failure means it cannot be reached. */
-const openSocket = (socket: net.Socket, config: SocksUpstreamConfig, version: SocksVersion) => {
-  const where = formatHostPort(config.host, config.port)
-  return Effect.async<void, UpstreamError>((resume) => {
-    const cleanup = () => {
-      socket.off("connect", onConnect)
-      socket.off("error", onError)
+      })
+    },
+    send: () => {},
+    observe: (bytes) => shim.push(bytes),
+    // By the time our reader has the reply, the package has every byte it needs to agree.
+    agree: (done) => void settled.then((error) => done(error?.message)),
+    dispose: () => {
+      clearTimeout(timer)
+      target = undefined
+      shim.destroy()
     }
-    const onConnect = () => {
-      cleanup()
-      resume(Effect.void)
-    }
-    const onError = (error: NodeJS.ErrnoException) => {
-      cleanup()
-      resume(Effect.fail(
-        new UpstreamError({
-          reason: "Unreachable",
-          replyCode: failureCode(version, SocksReplyCode.generalFailure),
-          detail: `cannot reach SOCKS upstream ${where}: ${error.code ?? error.message}`
-        })
-      ))
-    }
-    socket.once("connect", onConnect)
-    socket.once("error", onError)
-    socket.connect({ host: config.host, port: config.port, noDelay: true })
-    return Effect.sync(cleanup)
-  }).pipe(
-    Effect.timeoutFail({
-      duration: connectTimeout,
-      onTimeout: () =>
-        new UpstreamError({
-          reason: "Timeout",
-          replyCode: failureCode(version, SocksReplyCode.generalFailure),
-          detail: `cannot reach SOCKS upstream ${where}: no connection within ${Duration.format(connectTimeout)}`
-        })
-    })
-  )
+  }
 }
-
-/**
- * Runs `use` on a fresh socket to the SOCKS server. The socket is destroyed when
- * `use` fails or is interrupted, and also on success unless `keep` is set.
- */
-const withSocket = <A>(
-  config: SocksUpstreamConfig,
-  version: SocksVersion,
-  keep: boolean,
-  use: (socket: net.Socket) => Effect.Effect<A, UpstreamError>
-) =>
-  Effect.suspend(() => {
-    const socket = new net.Socket({ allowHalfOpen: true })
-    // An error between two steps, with no step listening, must not crash the
-    // process; the next step sees the socket destroyed.
-    const unheard = () => {}
-    socket.on("error", unheard)
-    return openSocket(socket, config, version).pipe(
-      Effect.zipRight(Effect.suspend(() => use(socket))),
-      Effect.onExit((exit) =>
-        Effect.sync(() => {
-          socket.off("error", unheard)
-          if (!keep || Exit.isFailure(exit)) socket.destroy()
-        })
-      )
-    )
-  })
 
 const utf8 = (text: string | undefined) => Buffer.from(text ?? "", "utf8")
 /** The string the package would write back as exactly these bytes, if there is one. */
@@ -452,7 +463,7 @@ const packageWritesName = (request: SocksRequest) =>
   request.addressType !== "domain" || (/^[\x01-\x7f]*$/.test(request.host) && net.isIP(request.host) === 0)
 
 /** Builds the route for one SOCKS upstream. */
-export const make = (config: SocksUpstreamConfig): UpstreamRoute => {
+export const make = (config: SocksUpstreamConfig, deadlines: DeadlinesService): UpstreamRoute => {
   const label = formatHostPort(config.host, config.port)
   const configured: Credentials | undefined = config.username !== undefined || config.password !== undefined
     ? { username: utf8(config.username), password: utf8(config.password) }
@@ -480,38 +491,43 @@ export const make = (config: SocksUpstreamConfig): UpstreamRoute => {
     return { ...common, proxy: { ...proxy, userId, password } }
   }
 
-  const handshake = (socket: net.Socket, request: SocksRequest) => {
+  const conversationFor = (request: SocksRequest) => {
     const options = packageOptions(request)
-    if (options === undefined) return ownHandshake(socket, request, credentialsFor(request), userIdFor(request), label)
+    if (options === undefined) return ownConversation(request, credentialsFor(request), userIdFor(request))
     const offered = options.proxy.userId || options.proxy.password ? [methodNoAuth, methodUserPass] : [methodNoAuth]
-    return packageHandshake(socket, options, request.version, offered, label)
+    return packageConversation(options, offered)
   }
 
   const connect = (request: SocksRequest): Effect.Effect<UpstreamStream, UpstreamError> =>
-    withSocket(config, request.version, true, (socket) =>
-      handshake(socket, request).pipe(
-        Effect.map((reply): UpstreamStream => ({ socket, replyCode: reply.code, bound: reply.bound }))
-      ))
+    Effect.map(
+      converse(deadlines, { config, version: request.version, label, keep: true, conversation: conversationFor(request) }),
+      (reply): UpstreamStream => ({ socket: reply.socket, replyCode: reply.code, bound: reply.bound })
+    )
 
   const resolve = (request: SocksRequest): Effect.Effect<SocksAddress, UpstreamError> =>
-    withSocket(config, request.version, false, (socket) =>
-      ownHandshake(socket, request, credentialsFor(request), userIdFor(request), label).pipe(
-        Effect.flatMap((reply) =>
-          reply.bound === undefined
-            ? Effect.fail(
-              new UpstreamError({
-                reason: "Protocol",
-                replyCode: failureCode(request.version, SocksReplyCode.generalFailure),
-                detail: `SOCKS upstream ${label} gave no address`
-              })
-            )
-            : Effect.succeed<SocksAddress>({ addressType: reply.bound.addressType, host: reply.bound.host })
-        )
-      ))
+    converse(deadlines, {
+      config,
+      version: request.version,
+      label,
+      keep: false,
+      conversation: ownConversation(request, credentialsFor(request), userIdFor(request))
+    }).pipe(
+      Effect.flatMap((reply) =>
+        reply.bound === undefined
+          ? Effect.fail(
+            new UpstreamError({
+              reason: "Protocol",
+              replyCode: failureCode(request.version, SocksReplyCode.generalFailure),
+              detail: `SOCKS upstream ${label} gave no address`
+            })
+          )
+          : Effect.succeed<SocksAddress>({ addressType: reply.bound.addressType, host: reply.bound.host })
+      )
+    )
 
   return { name: `socks5://${label}`, connect, resolve }
 }
 
 /** The Upstream service with one fixed SOCKS upstream. */
-export const layer = (config: SocksUpstreamConfig): Layer.Layer<Upstream> =>
-  Layer.succeed(Upstream, { current: Effect.succeed(make(config)) })
+export const layer = (config: SocksUpstreamConfig): Layer.Layer<Upstream, never, Deadlines> =>
+  Layer.effect(Upstream, Effect.map(Deadlines, (deadlines) => ({ current: Effect.succeed(make(config, deadlines)) })))

@@ -11,7 +11,7 @@ import * as InternalSocksUpstream from "./InternalSocksUpstream.js"
 import * as SocksUpstream from "./SocksUpstream.js"
 
 export const routeFor = (target: UpstreamTarget, deadlines: DeadlinesService): UpstreamRoute =>
-  target._tag === "Direct" ? InternalSocksUpstream.make(deadlines) : SocksUpstream.make(target)
+  target._tag === "Direct" ? InternalSocksUpstream.make(deadlines) : SocksUpstream.make(target, deadlines)
 
 export const layer: Layer.Layer<Upstream, never, SettingsStore | Deadlines> = Layer.effect(
   Upstream,
