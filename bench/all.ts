@@ -1,8 +1,8 @@
 /**
  * All bench scenarios in one go, each as its own child process (fresh heap, its own children):
- * throughput, latency, connrate, concurrency, report. Their tables pass through; at the end a
+ * throughput, latency, connrate, concurrency, report, churn. Their tables pass through; at the end a
  * summary of issue 6's targets (met or missed) and one JSON line with every scenario's result.
- * About 4–5 minutes on a 2-core machine with the defaults below.
+ * About 8 minutes on a 2-core machine with the defaults below.
  *
  *   npx tsx bench/all.ts [--runs 3] [--only latency,connrate] [--cpu-prof DIR]
  *
@@ -17,7 +17,7 @@ import { ROOT, elapsed, fail, log, parseRuns } from "./common.js"
 const USAGE = `Usage: npx tsx bench/all.ts [flags]
 
   --runs N           measured runs per peer in every scenario (throughput: at least 5)        [3]
-  --only A,B         only these of throughput,latency,connrate,concurrency,report
+  --only A,B         only these of throughput,latency,connrate,concurrency,report,churn
   --cpu-prof DIR     profile the MITM child of every scenario (DIR/<scenario>/)
   --no-install       do not apt-get install missing peers (microsocks, mitmproxy)
   --help             this text
@@ -28,6 +28,8 @@ interface Scenario {
   readonly args: ReadonlyArray<string>
   /** Runs at least this many times: bulk throughput varies from run to run more than the rest. */
   readonly minRuns?: number
+  /** Runs at most this many times. */
+  readonly maxRuns?: number
 }
 
 const SCENARIOS: ReadonlyArray<Scenario> = [
@@ -35,7 +37,9 @@ const SCENARIOS: ReadonlyArray<Scenario> = [
   { name: "latency", args: ["--requests", "5000"] },
   { name: "connrate", args: ["--workers", "50", "--seconds", "5"] },
   { name: "concurrency", args: ["--connections", "10000"] },
-  { name: "report", args: ["--connections", "10000", "--events", "200000"] }
+  { name: "report", args: ["--connections", "10000", "--events", "200000"] },
+  // One pass of 100,000 connections per upstream already spans minutes: --runs does not repeat it.
+  { name: "churn", args: ["--connections", "100000"], maxRuns: 1 }
 ]
 
 /** Runs one scenario; resolves with its JSON result (its last stdout line that parses). */
@@ -47,7 +51,7 @@ const runScenario = (
 ): Promise<Record<string, unknown> | { error: string }> =>
   new Promise((resolve) => {
     const args = [
-      "--import", "tsx", path.join("bench", `${s.name}.ts`), ...s.args, "--runs", String(Math.max(runs, s.minRuns ?? 1)),
+      "--import", "tsx", path.join("bench", `${s.name}.ts`), ...s.args, "--runs", String(Math.min(Math.max(runs, s.minRuns ?? 1), s.maxRuns ?? Infinity)),
       ...(cpuProfDir ? ["--cpu-prof", path.join(cpuProfDir, s.name)] : []),
       ...(noInstall ? ["--no-install"] : [])
     ]
@@ -101,6 +105,24 @@ const targets = (results: Record<string, Json>): ReadonlyArray<Target> => {
       target: "MITM ≥ 0.8 × plain relay",
       value: `${c.mitmToRelay} × (${c.peers.mitm?.perSecond} vs ${c.peers.plainRelay?.perSecond} conn/s)`,
       met: c.mitmToRelay === null ? null : c.mitmToRelay >= 0.8
+    })
+  }
+  if (c && !c.error && c.socksToDirect !== undefined) {
+    out.push({
+      name: "connrate",
+      target: "MITM via SOCKS upstream ≥ 0.8 × MITM direct",
+      value: `${c.socksToDirect} × (${c.peers.mitmSocks?.perSecond} vs ${c.peers.mitm?.perSecond} conn/s; plain relay the same way: ${c.plainSocksToDirect} ×)`,
+      met: c.socksToDirect === null ? null : c.socksToDirect >= 0.8
+    })
+  }
+  const h = results.churn
+  if (h && !h.error) {
+    const end = (key: string) => h.peers[key]?.readings?.at(-1)
+    out.push({
+      name: "churn",
+      target: "RSS after 100,000 conn. via SOCKS ≈ direct (≤ 1.25 ×)",
+      value: `${h.socksToDirectRss} × (${end("mitmSocks")?.rssMiB} vs ${end("mitm")?.rssMiB} MiB)`,
+      met: h.socksToDirectRss === null ? null : h.socksToDirectRss <= 1.25
     })
   }
   const k = results.concurrency
@@ -159,7 +181,7 @@ const main = async (): Promise<void> => {
   const ts = targets(results)
   const width = Math.max(...ts.map((t) => t.target.length))
   process.stdout.write(
-    `\nissue 6 targets (${runs} runs each, ${elapsed().toFixed(0)} s in all)\n` +
+    `\ntargets of issues 6 and 11 (${runs} runs each, ${elapsed().toFixed(0)} s in all)\n` +
       ts.map((t) => `${(t.met === null ? "n/a " : t.met ? "MET " : "MISS").padEnd(5)} ${t.name.padEnd(12)} ${t.target.padEnd(width)}  ${t.value}`).join("\n") +
       "\n"
   )

@@ -5,6 +5,7 @@
  */
 import { spawn, execFileSync, type ChildProcess } from "node:child_process"
 import { existsSync, readdirSync, readFileSync } from "node:fs"
+import * as http from "node:http"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -95,7 +96,7 @@ export const parseCommonFlags = (argv: ReadonlyArray<string>, spec: FlagSpec): C
 export const COMMON_USAGE = `  --runs N           measured runs per peer, interleaved; medians are reported               [3]
   --no-install       do not apt-get install a missing peer (microsocks, mitmproxy)
   --cpu-prof DIR     run the MITM child with --cpu-prof --cpu-prof-dir DIR
-  --peers A,B        only these of direct,plainRelay,mitm,microsocks,mitmproxy (where the scenario has them)
+  --peers A,B        only these of direct,plainRelay,plainRelaySocks,mitm,mitmSocks,microsocks,mitmproxy (where the scenario has them)
   --help             this text
 `
 
@@ -247,9 +248,10 @@ export const startOrigin = async (args: ReadonlyArray<string> = []): Promise<Chi
   return origin
 }
 
-export const startPlainRelay = async (): Promise<Child> => {
-  const relay = await startNodeChild("plainRelay", "bench/plain-relay.ts", [], /listening on [\d.]+:(\d+)/)
-  log(`plainRelay  pid ${relay.proc.pid} on ${HOST}:${relay.port}`)
+export const startPlainRelay = async (socksUpstreamPort?: number): Promise<Child> => {
+  const args = socksUpstreamPort === undefined ? [] : ["--upstream", String(socksUpstreamPort)]
+  const relay = await startNodeChild("plainRelay", "bench/plain-relay.ts", args, /listening on [\d.]+:(\d+)/)
+  log(`plainRelay  pid ${relay.proc.pid} on ${HOST}:${relay.port}${socksUpstreamPort === undefined ? "" : ` through SOCKS ${HOST}:${socksUpstreamPort}`}`)
   return relay
 }
 
@@ -414,9 +416,15 @@ export interface Peer {
   /** The SOCKS port, or null for direct. */
   readonly proxyPort: number | null
   readonly child: Child | null
+  /** What the peer itself goes through (mitmSocks: its microsocks upstream), stopped with it. */
+  readonly upstream?: Child
 }
 
-export const PEER_KEYS = ["direct", "plainRelay", "mitm", "microsocks", "mitmproxy"] as const
+/**
+ * `mitmSocks` is MITM with a SOCKS upstream (a microsocks of its own standing in for Tor), and
+ * `plainRelaySocks` the plain relay through a microsocks of its own: its baseline.
+ */
+export const PEER_KEYS = ["direct", "plainRelay", "plainRelaySocks", "mitm", "mitmSocks", "microsocks", "mitmproxy"] as const
 export type PeerKey = (typeof PEER_KEYS)[number]
 
 export interface Peers {
@@ -453,6 +461,20 @@ export const startPeers = async (
         running.push({ key, proxyPort: child.port, child })
         break
       }
+      case "plainRelaySocks":
+      case "mitmSocks": {
+        const upstream = await startMicrosocks()
+        if (upstream.child === null) {
+          skipped[key] = `its upstream: ${upstream.skipped!}`
+          break
+        }
+        const args = [...(options.mitmArgs ?? []), "--upstream", `socks5://${HOST}:${upstream.child.port}`]
+        const child = key === "mitmSocks"
+          ? await startMitm({ cpuProfDir: options.cpuProfDir, extraArgs: args })
+          : await startPlainRelay(upstream.child.port)
+        running.push({ key, proxyPort: child.port, child, upstream: upstream.child })
+        break
+      }
       case "microsocks":
       case "mitmproxy": {
         const o = key === "microsocks" ? await startMicrosocks() : await startMitmproxy()
@@ -468,6 +490,7 @@ export const startPeers = async (
     get: (key) => running.find((p) => p.key === key),
     stop: async () => {
       await Promise.all(running.map((p) => stopChild(p.child)))
+      await Promise.all(running.map((p) => stopChild(p.upstream ?? null)))
     }
   }
 }
@@ -624,6 +647,25 @@ export const openTunnel = (originPort: number, proxyPort: number | null): Promis
         (e: Error) => onError(e)
       )
     })
+  })
+
+/** GET `route` from MITM's report port; fails unless 200. */
+export const getRoute = (port: number, route: string): Promise<{ ms: number; body: Buffer }> =>
+  new Promise((resolve, reject) => {
+    const t0 = performance.now()
+    const req = http.get({ host: HOST, port, path: route, agent: false, headers: { host: `${HOST}:${port}` } }, (res) => {
+      const chunks: Array<Buffer> = []
+      res.on("data", (c: Buffer) => chunks.push(c))
+      res.on("end", () => {
+        const ms = performance.now() - t0
+        const body = Buffer.concat(chunks)
+        if (res.statusCode !== 200) return reject(new Error(`GET ${route}: status ${res.statusCode}: ${body.subarray(0, 200).toString()}`))
+        resolve({ ms, body })
+      })
+      res.on("error", reject)
+    })
+    req.on("error", reject)
+    req.setTimeout(120_000, () => req.destroy(new Error(`GET ${route}: no answer within 120 s`)))
   })
 
 // ---------------------------------------------------------------------------------------------

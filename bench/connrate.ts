@@ -2,7 +2,9 @@
  * Connection rate: W concurrent workers (default 50) for S seconds (default 5) per peer, each
  * looping: connect, SOCKS5 handshake + CONNECT (not for direct), one `GET /bytes?n=100`, close.
  * Connections per second per peer; runs interleaved across peers after a 1 s warm-up each;
- * medians over runs. Peers: direct, plainRelay, mitm, microsocks and mitmproxy when installed.
+ * medians over runs. Peers: direct, plainRelay, mitm (upstream direct), mitmSocks (MITM through its own
+ * microsocks, as through Tor) and plainRelaySocks (the plain relay the same way: what the extra hop
+ * costs any relay on this machine), microsocks and mitmproxy when installed.
  *
  *   npx tsx bench/connrate.ts [--workers 50] [--seconds 5] [--runs 3] [--peers ...] [--cpu-prof DIR]
  *
@@ -19,7 +21,7 @@ const USAGE = `Usage: npx tsx bench/connrate.ts [flags]
   --seconds S        measured seconds per run and peer                                        [5]
 ${COMMON_USAGE}`
 
-const PEERS: ReadonlyArray<PeerKey> = ["direct", "plainRelay", "mitm", "microsocks", "mitmproxy"]
+const PEERS: ReadonlyArray<PeerKey> = ["direct", "plainRelay", "plainRelaySocks", "mitm", "mitmSocks", "microsocks", "mitmproxy"]
 
 interface RunResult {
   readonly perSecond: number
@@ -126,6 +128,10 @@ export const main = async (): Promise<void> => {
     ),
     mitmToRelay: ratio(med("mitm"), med("plainRelay")),
     mitmToMitmproxy: ratio(med("mitm"), med("mitmproxy")),
+    /** MITM through a SOCKS upstream against MITM connecting directly (issue 11: ≥ 0.8). */
+    socksToDirect: ratio(med("mitmSocks"), med("mitm")),
+    /** The same ratio for the plain relay: what the SOCKS hop costs a relay that does nothing else. */
+    plainSocksToDirect: ratio(med("plainRelaySocks"), med("plainRelay")),
     samples: Object.fromEntries([...results].map(([k, xs]) => [k, xs.map((r) => round(r.perSecond, 0))])),
     ...machine()
   }
@@ -137,7 +143,8 @@ export const main = async (): Promise<void> => {
   process.stdout.write(
     `connrate, ${workers} workers × ${seconds} s: connect + handshake + one 100 B request + close, median of ${options.runs} runs\n` +
       table(["peer", "conn/s", "errors", "proxy CPU", "/ relay"], rows) +
-      `\nMITM / plain relay = ${result.mitmToRelay ?? "—"} (target ≥ 0.8)   MITM / mitmproxy = ${result.mitmToMitmproxy ?? "—"}\n`
+      `\nMITM / plain relay = ${result.mitmToRelay ?? "—"} (target ≥ 0.8)   MITM / mitmproxy = ${result.mitmToMitmproxy ?? "—"}` +
+      `\nthrough a SOCKS upstream / direct: MITM ${result.socksToDirect ?? "—"} (target ≥ 0.8), plain relay ${result.plainSocksToDirect ?? "—"}\n`
   )
   process.stdout.write(JSON.stringify(result) + "\n")
 }

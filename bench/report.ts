@@ -16,9 +16,8 @@
  *
  * Output: progress on stderr; a table, then one JSON line, on stdout.
  */
-import * as http from "node:http"
 import {
-  COMMON_USAGE, HOST, fail, httpClient, log, machine, median, openTunnel, parseCommonFlags, parseRuns,
+  COMMON_USAGE, HOST, fail, getRoute, httpClient, log, machine, median, openTunnel, parseCommonFlags, parseRuns,
   ratio, round, runMain, sleep, startMitm, startOrigin, statusMiB, stopChild, table
 } from "./common.js"
 
@@ -32,24 +31,6 @@ const ROUTES = ["/", "/api/connections", "/har"] as const
 const WORKERS = 50
 
 /** GET a report route; resolves with ms to the last body byte and the body. */
-const getRoute = (port: number, route: string): Promise<{ ms: number; body: Buffer }> =>
-  new Promise((resolve, reject) => {
-    const t0 = performance.now()
-    const req = http.get({ host: HOST, port, path: route, agent: false, headers: { host: `${HOST}:${port}` } }, (res) => {
-      const chunks: Array<Buffer> = []
-      res.on("data", (c: Buffer) => chunks.push(c))
-      res.on("end", () => {
-        const ms = performance.now() - t0
-        const body = Buffer.concat(chunks)
-        if (res.statusCode !== 200) return reject(new Error(`GET ${route}: status ${res.statusCode}: ${body.subarray(0, 200).toString()}`))
-        resolve({ ms, body })
-      })
-      res.on("error", reject)
-    })
-    req.on("error", reject)
-    req.setTimeout(120_000, () => req.destroy(new Error(`GET ${route}: no answer within 120 s`)))
-  })
-
 /** One connection through the proxy doing `k` keep-alive requests, then closing. */
 const connection = async (originPort: number, proxyPort: number, k: number): Promise<void> => {
   const { socket, early } = await openTunnel(originPort, proxyPort)
