@@ -10,7 +10,7 @@
 import { endHttp, feedHttp, initialHttpDecoder } from "../src/domain/HttpDecoder.js"
 import { sniffProtocol } from "../src/domain/ProtocolSniffer.js"
 import { feedSocksServer, initialSocksServer } from "../src/domain/SocksProtocol.js"
-import type { DecoderEvent, Direction } from "../src/domain/Event.js"
+import { type DecoderEvent, detailOf, type Direction } from "../src/domain/Event.js"
 import { observe } from "../src/layers/ProtocolDecoder.js"
 
 const argument = (name: string, fallback: number) => {
@@ -105,7 +105,7 @@ const httpEvents = (direction: Direction, pieces: ReadonlyArray<Uint8Array>) => 
     out.push(...events)
   }
   out.push(...endHttp(state, direction)[1])
-  return out.map((e) => `${e.type}:${e.detail}`).join("|")
+  return out.map((e) => `${e.type}:${detailOf(e)}`).join("|")
 }
 
 const started = process.hrtime.bigint()

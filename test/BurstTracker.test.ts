@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { feedBurst, initialBursts } from "../src/domain/BurstTracker.js"
-import type { Direction } from "../src/domain/Event.js"
+import { detailOf, type Direction } from "../src/domain/Event.js"
 import { observe } from "../src/layers/ProtocolDecoder.js"
 
 const run = (chunks: ReadonlyArray<readonly [Direction, number]>) => {
@@ -9,7 +9,7 @@ const run = (chunks: ReadonlyArray<readonly [Direction, number]>) => {
   for (const [direction, length] of chunks) {
     const [next, event] = feedBurst(state, direction, length)
     state = next
-    if (event !== undefined) events.push(`${event.type} ${event.detail}`)
+    if (event !== undefined) events.push(`${event.type} ${detailOf(event)}`)
   }
   return events
 }
@@ -26,7 +26,7 @@ describe("exchanges inferred from encrypted traffic", () => {
 
   it("a server that speaks first starts with a response to no request", () => {
     expect(run([["down", 20], ["up", 10]])).toEqual([
-      "InferredResponse exchange 0: server burst",
+      "InferredResponse server burst before any request",
       "InferredRequest exchange 1: client burst, after 20 bytes down"
     ])
   })

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Either } from "effect"
-import { isLoopback, parseFlags } from "../src/domain/Flags.js"
+import { isLoopback } from "../src/domain/Address.js"
+import { parseFlags } from "../src/domain/Flags.js"
 import { defaultSettings } from "../src/domain/Settings.js"
 
 const run = (argv: Array<string>) => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as fc from "fast-check"
-import type { DecoderEvent, Direction } from "../src/domain/Event.js"
+import { type DecoderEvent, detailOf, type Direction, type EventType } from "../src/domain/Event.js"
 import {
   endHttp,
   feedHttp,
@@ -13,34 +13,56 @@ const latin1 = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt
 
 type Step = readonly [Direction, string | Uint8Array] | readonly ["end", Direction]
 
-/** Feeds the steps in order; returns every event and the final state. */
+/** An event as its log line shows it: the type, the display text made from its fields, the header lines. */
+interface Seen {
+  readonly type: EventType
+  readonly detail: string
+  readonly headers?: ReadonlyArray<string>
+}
+
+const seen = (event: DecoderEvent): Seen =>
+  "headers" in event
+    ? { type: event.type, detail: detailOf(event), headers: event.headers }
+    : { type: event.type, detail: detailOf(event) }
+
+const seenAll = (events: ReadonlyArray<DecoderEvent>): Array<Seen> => events.map(seen)
+
+/** The typed events without where each request began in its chunk, which depends on the split. */
+const splitFree = (events: ReadonlyArray<DecoderEvent>) =>
+  events.map((event) => {
+    if (event.type !== "HttpRequestStart") return event
+    const { offset: _offset, ...rest } = event
+    return rest
+  })
+
+/** Feeds the steps in order; returns every event as seen, the typed ones, and the final state. */
 const run = (...steps: ReadonlyArray<Step>) => {
   let state: HttpDecoderState = initialHttpDecoder
-  const events: Array<DecoderEvent> = []
+  const typed: Array<DecoderEvent> = []
   for (const step of steps) {
     const [next, out] =
       step[0] === "end"
         ? endHttp(state, step[1] as Direction)
         : feedHttp(state, step[0], typeof step[1] === "string" ? latin1(step[1]) : step[1])
     state = next
-    events.push(...out)
+    typed.push(...out)
   }
-  return { events, state, mode: httpDecoderMode(state) }
+  return { events: seenAll(typed), typed, state, mode: httpDecoderMode(state) }
 }
 
-const requestStart = (detail: string, ...headers: Array<string>): DecoderEvent => ({
+const requestStart = (detail: string, ...headers: Array<string>): Seen => ({
   type: "HttpRequestStart",
   detail,
   headers
 })
-const requestEnd = (n: number): DecoderEvent => ({ type: "HttpRequestEnd", detail: `${n} bytes` })
-const responseStart = (detail: string, ...headers: Array<string>): DecoderEvent => ({
+const requestEnd = (n: number): Seen => ({ type: "HttpRequestEnd", detail: `${n} bytes` })
+const responseStart = (detail: string, ...headers: Array<string>): Seen => ({
   type: "HttpResponseStart",
   detail,
   headers
 })
-const responseEnd = (n: number): DecoderEvent => ({ type: "HttpResponseEnd", detail: `${n} bytes` })
-const decodeError = (detail: string): DecoderEvent => ({ type: "DecodeError", detail: `HttpParseError: ${detail}` })
+const responseEnd = (n: number): Seen => ({ type: "HttpResponseEnd", detail: `${n} bytes` })
+const decodeError = (detail: string): Seen => ({ type: "DecodeError", detail: `HttpParseError: ${detail}` })
 
 const GET = "GET / HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n"
 const OK_HELLO = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
@@ -158,7 +180,7 @@ describe("HttpDecoder", () => {
       )
       expect(events.at(-1)).toEqual(responseStart("HTTP/1.0 200 OK", "Server: old"))
       const [, atClose] = endHttp(state, "down")
-      expect(atClose).toEqual([responseEnd(9)])
+      expect(seenAll(atClose)).toEqual([responseEnd(9)])
     })
 
     it("a HEAD response has no body, so the next response on the connection is decoded", () => {
@@ -244,8 +266,48 @@ describe("HttpDecoder", () => {
       const { state } = run(["up", "GET / HTTP/1.1\r\nHo"])
       const a = feedHttp(state, "up", latin1("st: x\r\n\r\n"))
       const b = feedHttp(state, "up", latin1("st: y\r\n\r\n"))
-      expect(a[1][0]).toEqual(requestStart("GET / HTTP/1.1", "Host: x"))
-      expect(b[1][0]).toEqual(requestStart("GET / HTTP/1.1", "Host: y"))
+      expect(seen(a[1][0])).toEqual(requestStart("GET / HTTP/1.1", "Host: x"))
+      expect(seen(b[1][0])).toEqual(requestStart("GET / HTTP/1.1", "Host: y"))
+    })
+  })
+
+  describe("typed fields", () => {
+    it("pipelined requests are numbered 0, 1, 2 and each response, 1xx included, names the request it answers", () => {
+      const { typed } = run(
+        ["up", "GET /a HTTP/1.1\r\n\r\nPOST /b HTTP/1.0\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\nabcHEAD /c HTTP/1.1\r\n\r\n"],
+        ["down", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx"],
+        ["down", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\nHTTP/1.1 404 \r\nContent-Length: 9\r\n\r\n"]
+      )
+      expect(typed.map((e) => ("exchange" in e ? [e.type, e.exchange] : [e.type]))).toEqual([
+        ["HttpRequestStart", 0], ["HttpRequestEnd", 0],
+        ["HttpRequestStart", 1], ["HttpRequestEnd", 1],
+        ["HttpRequestStart", 2], ["HttpRequestEnd", 2],
+        ["HttpResponseStart", 0], ["HttpResponseEnd", 0],
+        ["HttpInformational", 1],
+        ["HttpResponseStart", 1], ["HttpResponseEnd", 1],
+        ["HttpResponseStart", 2], ["HttpResponseEnd", 2]
+      ])
+      const [get, , post] = typed
+      expect(get).toMatchObject({ method: "GET", target: "/a", httpVersion: "HTTP/1.1", offset: 0 })
+      expect(post).toMatchObject({ method: "POST", target: "/b", httpVersion: "HTTP/1.0", offset: 19 })
+      expect(typed[4]).toMatchObject({ method: "HEAD", offset: 83 })
+      expect(typed[3]).toMatchObject({ bodyBytes: 3 })
+      expect(typed[8]).toMatchObject({ status: 100, reason: "Continue" })
+      expect(typed[11]).toMatchObject({ status: 404, reason: "", httpVersion: "HTTP/1.1" })
+      expect(typed[12]).toMatchObject({ bodyBytes: 0 })
+    })
+
+    it("a request that began in an earlier chunk is held at the start of the chunk that completes it", () => {
+      const { typed } = run(["up", "GET /a HT"], ["up", "TP/1.1\r\n\r\n"])
+      expect(typed[0]).toMatchObject({ type: "HttpRequestStart", offset: 0, target: "/a" })
+    })
+
+    it("a DecodeError carries the typed error: tag, reason, message and where in the stream it was found", () => {
+      const { typed } = run(["up", GET], ["down", "HTTP/1.1 200 OK\r\nno colon here\r\n\r\n"])
+      expect(typed.at(-1)).toEqual({
+        type: "DecodeError",
+        error: { _tag: "HttpParseError", reason: "HeaderLine", message: "invalid header line 2", offset: 17 }
+      })
     })
   })
 
@@ -509,8 +571,8 @@ describe("HttpDecoder", () => {
       const up: Array<Uint8Array> = []
       const down: Array<Uint8Array> = []
       const responseParts: Array<Array<Uint8Array>> = []
-      const requestEvents: Array<DecoderEvent> = []
-      const responseEvents: Array<DecoderEvent> = []
+      const requestEvents: Array<Seen> = []
+      const responseEvents: Array<Seen> = []
       /** Per exchange: where its request's header section ends in the up stream, and its response starts down. */
       const requestHeadEnds: Array<number> = []
       const responseStarts: Array<number> = []
@@ -558,7 +620,7 @@ describe("HttpDecoder", () => {
       return { up, down, responseParts, requestEvents, responseEvents, requestHeadEnds, responseStarts }
     }
 
-    const isRequestEvent = (e: DecoderEvent) => e.type === "HttpRequestStart" || e.type === "HttpRequestEnd"
+    const isRequestEvent = (e: Seen) => e.type === "HttpRequestStart" || e.type === "HttpRequestEnd"
 
     const cutsArb = fc.array(fc.nat(), { maxLength: 40 })
 
@@ -599,8 +661,8 @@ describe("HttpDecoder", () => {
               whole = next
               wholeEvents.push(...out)
             }
-            expect(wholeEvents.filter(isRequestEvent)).toEqual(model.requestEvents)
-            expect(wholeEvents.filter((e) => !isRequestEvent(e))).toEqual(model.responseEvents)
+            expect(seenAll(wholeEvents).filter(isRequestEvent)).toEqual(model.requestEvents)
+            expect(seenAll(wholeEvents).filter((e) => !isRequestEvent(e))).toEqual(model.responseEvents)
 
             // Any split, any interleaving that feeds a response only after its request's headers.
             const up = concat(model.up)
@@ -632,8 +694,11 @@ describe("HttpDecoder", () => {
               state = next
               events.push(...out)
             }
-            expect(events.filter(isRequestEvent)).toEqual(model.requestEvents)
-            expect(events.filter((e) => !isRequestEvent(e))).toEqual(model.responseEvents)
+            expect(seenAll(events).filter(isRequestEvent)).toEqual(model.requestEvents)
+            expect(seenAll(events).filter((e) => !isRequestEvent(e))).toEqual(model.responseEvents)
+            // Every response names the exchange of the request it answers: the same as fed whole.
+            const exchangeOf = (e: DecoderEvent) => ("exchange" in e ? `${e.type}:${e.exchange}` : e.type)
+            expect(events.map(exchangeOf)).toEqual(expect.arrayContaining(wholeEvents.map(exchangeOf)))
             expect(httpDecoderMode(state)).toBe("decoding")
           }
         ),
@@ -705,7 +770,8 @@ describe("HttpDecoder", () => {
               events.push(...out)
             }
             const [last, out] = endHttp(state, "up")
-            return { events: [...events, ...out], mode: httpDecoderMode(last) }
+            // Typed fields, a DecodeError's offset in the stream included, must not depend on the split.
+            return { events: splitFree([...events, ...out]), mode: httpDecoderMode(last) }
           }
           const whole = feedAll([stream])
           const pieces = feedAll(split(stream, cuts).map(([a, b]) => stream.subarray(a, b)))

@@ -9,44 +9,33 @@ import { summarize } from "../src/domain/Summary.js"
 import { connectionBody, eventLog, formatEvent } from "../src/http/ConnectionPage.js"
 import { reportBody } from "../src/http/ReportPage.js"
 import { settingsBody, settingsDocumentFromForm } from "../src/http/SettingsPage.js"
+import { type ConnectionEvent, stamp } from "../src/domain/Event.js"
+import { closed, connectionWith, decodeError, httpExchange, socksReply, socksRequest, type Timed, tlsClientHello } from "./support/Measurements.js"
 
 const hostile = `<script>alert(1)</script>"'></svg>`
 
-const connection = (overrides: Partial<Connection> = {}): Connection => ({
-  id: 7,
-  client: "127.0.0.1:50312",
-  host: "example.com",
-  port: 80,
-  socksVersion: 5,
-  command: "connect",
-  isolation: null,
-  upstream: "socks5://127.0.0.1:9050",
-  state: "closed",
-  protocol: "http",
-  openedAt: 0.249,
-  closedAt: 5.402,
-  closedBy: "server",
-  bytesUp: 120,
-  bytesDown: 5000,
-  events: [
-    { time: 0.249, type: "SocksRequestStart", detail: "example.com:80" },
-    { time: 1.1, type: "SocksResponseEnd", detail: "succeeded" },
-    { time: 1.2, type: "HttpRequestStart", detail: "GET / HTTP/1.1", headers: ["Host: example.com", "Accept: */*"] },
-    { time: 1.2, type: "HttpRequestEnd", detail: "0 bytes" },
-    { time: 3.4, type: "HttpResponseStart", detail: "HTTP/1.1 200 OK", headers: ["Content-Length: 4900"] },
-    { time: 5.0, type: "HttpResponseEnd", detail: "4900 bytes" },
-    { time: 5.402, type: "ConnectionClose", detail: "closed by server, 120 bytes up, 5000 bytes down" }
-  ],
-  eventsCut: 0,
-  error: null,
-  ...overrides
-})
+/** A GET and its 200 as the real decoder reports them. */
+const getAndOk = httpExchange(
+  "GET / HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n",
+  `HTTP/1.1 200 OK\r\nContent-Length: 4900\r\n\r\n${"x".repeat(4900)}`,
+  [1.2, 3.4, 5.0]
+).events
+
+const events = (timed: ReadonlyArray<Timed>): ReadonlyArray<ConnectionEvent> => timed.map(([time, facts]) => stamp(time, facts))
+
+const connection = (overrides: Partial<Connection> = {}): Connection =>
+  connectionWith(7, "example.com", [
+    [0.249, socksRequest("example.com", 80)],
+    [1.1, socksReply()],
+    ...getAndOk,
+    [5.402, closed(120, 5000)]
+  ], { client: "127.0.0.1:50312", bytesUp: 120, bytesDown: 5000, ...overrides })
 
 describe("the connection page", () => {
   it("lays the event log out as `000.249  HttpRequestStart  GET / HTTP/1.1`", () => {
-    expect(formatEvent({ time: 0.249, type: "HttpRequestStart", detail: "GET / HTTP/1.1" }, "first"))
+    expect(formatEvent(stamp(0.249, { type: "HttpRequestStart", exchange: 0, method: "GET", target: "/", httpVersion: "HTTP/1.1", headers: [] }), "first"))
       .toBe("000.249  HttpRequestStart    GET / HTTP/1.1")
-    expect(formatEvent({ time: 12.5, type: "SocksResponseEnd", detail: "succeeded" }, "first"))
+    expect(formatEvent(stamp(12.5, socksReply()), "first"))
       .toBe("012.500  SocksResponseEnd    succeeded")
   })
 
@@ -61,7 +50,7 @@ describe("the connection page", () => {
 
   it("shows ID, server, port, client, upstream, state, bytes and the decode error plainly", () => {
     const page = connectionBody({
-      connection: connection({ events: [...connection().events, { time: 5.1, type: "DecodeError", detail: "HttpParseError: invalid header line 3" }] }),
+      connection: connection({ events: [...connection().events, stamp(5.1, decodeError("HttpParseError", "invalid header line 3"))] }),
       headers: "first",
       now: 6,
       version: 1
@@ -77,7 +66,7 @@ describe("the connection page", () => {
         host: hostile,
         error: hostile,
         isolation: hostile,
-        events: [{ time: 1, type: "HttpRequestStart", detail: `GET /${hostile} HTTP/1.1`, headers: [`X-Evil: ${hostile}`] }]
+        events: events(httpExchange(`GET /${hostile} HTTP/1.1\r\nX-Evil: ${hostile}\r\n\r\n`, "", [1, 1, 1]).events)
       }),
       headers: "all",
       now: 6,
@@ -93,11 +82,11 @@ describe("hostile TLS and decode-error text", () => {
   it("shows a hostile SNI and decode error as text in the connection page, its graph and the report", () => {
     const evil = connection({
       protocol: "tls",
-      events: [
-        { time: 0, type: "SocksRequestStart", detail: "example.com:443" },
-        { time: 0.1, type: "TlsClientHello", detail: `SNI ${hostile}, ALPN h2, versions TLS 1.3` },
-        { time: 0.2, type: "DecodeError", detail: `TlsParseError: ${hostile}` }
-      ]
+      events: events([
+        [0, socksRequest("example.com", 443)],
+        [0.1, tlsClientHello(hostile)],
+        [0.2, decodeError("TlsParseError", hostile, "Hello")]
+      ])
     })
     for (const page of [
       connectionBody({ connection: evil, headers: "all", now: 1, version: 1 }).text,
@@ -127,7 +116,7 @@ describe("the report page", () => {
   })
 
   it("summarizes the page load: totals, first request to last byte, slowest SOCKS setups and responses", () => {
-    const summary = summarize([connection(), connection({ id: 8, host: "slow.example", openedAt: 1, events: [{ time: 1, type: "SocksRequestStart", detail: "" }, { time: 4, type: "SocksResponseEnd", detail: "succeeded" }] })])
+    const summary = summarize([connection(), connection({ id: 8, host: "slow.example", openedAt: 1, events: events([[1, socksRequest("slow.example")], [4, socksReply()]]) })])
     expect(summary).toMatchObject({ servers: 2, connections: 2, requests: 1, responses: 1, firstRequestToLastByte: { from: 1.2, to: 5 } })
     expect(summary.slowestSocksSetups[0]).toMatchObject({ id: 8, host: "slow.example", seconds: 3 })
     expect(summary.slowestResponses[0]).toMatchObject({ id: 7, requestLine: "GET / HTTP/1.1" })

@@ -408,7 +408,7 @@ describe("replies", () => {
     [5, 0xf6, "onion service invalid address"],
     [5, 0xf7, "onion service introduction timed out"],
     [5, 0x09, "unknown reply 0x09"],
-    [5, 0xf8, "unknown reply 0xF8"],
+    [5, 0xf8, "unknown reply 0xf8"],
     [4, 0x5a, "request granted"],
     [4, 0x5b, "request rejected or failed"],
     [4, 0x5c, "cannot connect to identd"],

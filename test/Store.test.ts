@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Fiber, Layer, Random, TestClock } from "effect"
-import { type Connection, serverStats } from "../src/domain/Connection.js"
-import type { ConnectionEvent } from "../src/domain/Event.js"
+import { serverStats } from "../src/domain/Connection.js"
+import { stamp } from "../src/domain/Event.js"
 import { defaultSettings } from "../src/domain/Settings.js"
 import * as InMemoryStore from "../src/layers/InMemoryStore.js"
 import * as SessionClockLive from "../src/layers/SessionClockLive.js"
@@ -10,11 +10,12 @@ import * as SettingsLive from "../src/layers/SettingsLive.js"
 import { DelayPolicy } from "../src/services/DelayPolicy.js"
 import { SessionClock } from "../src/services/SessionClock.js"
 import { Store } from "../src/services/Store.js"
+import { closed, connectionWith, httpExchange, socksRequest } from "./support/Measurements.js"
 
 const storeWith = (maxConnections: number) =>
   InMemoryStore.layer.pipe(Layer.provide(SettingsLive.layer({ ...defaultSettings, maxConnections })))
 
-const init = { client: "127.0.0.1:1", host: "example.com", port: 80, socksVersion: 5 as const, command: "connect", isolation: null, upstream: "direct", openedAt: 0 }
+const init = { client: "127.0.0.1:1", host: "example.com", port: 80, socksVersion: 5 as const, command: "connect" as const, isolation: null, upstream: "direct", openedAt: 0 }
 
 describe("the in-memory store", () => {
   it.effect("ids increase from 1, and beyond maxConnections the oldest closed connections are evicted and counted", () =>
@@ -41,9 +42,9 @@ describe("the in-memory store", () => {
       const store = yield* Store
       const recorder = yield* store.open(init)
       for (let i = 0; i < InMemoryStore.maxEventsPerConnection + 5; i++) {
-        recorder.record({ time: 0, type: "HttpRequestStart", detail: "GET / HTTP/1.1" })
+        recorder.record(stamp(0, { type: "HttpRequestEnd", exchange: i, bodyBytes: 0 }))
       }
-      recorder.record({ time: 1, type: "ConnectionClose", detail: "closed by client" })
+      recorder.record(stamp(1, closed(0, 0, "client")))
       const connection = (yield* store.get(1))!
       expect(connection.eventsCut).toBe(5)
       expect(connection.events.at(-1)?.type).toBe("ConnectionClose")
@@ -121,33 +122,15 @@ describe("the delay policy's random source", () => {
     ))))
 })
 
-const connection = (id: number, host: string, port: number, events: Array<[number, ConnectionEvent["type"]]>, closedAt: number | null): Connection => ({
-  id,
-  client: "127.0.0.1:1",
-  host,
-  port,
-  socksVersion: 5,
-  command: "connect",
-  isolation: null,
-  upstream: "direct",
-  state: closedAt === null ? "open" : "closed",
-  protocol: "http",
-  openedAt: events[0][0],
-  closedAt,
-  closedBy: null,
-  bytesUp: 0,
-  bytesDown: 0,
-  events: events.map(([time, type]) => ({ time, type, detail: "" })),
-  eventsCut: 0,
-  error: null
-})
-
 describe("per-server statistics", () => {
   it("pair requests with responses in order per connection, and total time spans first SOCKS start to last close", () => {
+    const first = httpExchange("GET /1 HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", [0.5, 1.5, 1.5])
+    const second = httpExchange("GET /2 HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", [2, 5, 5], first.state)
+    const unanswered = httpExchange("GET / HTTP/1.1\r\n\r\n", "", [3, 3, 3])
     const stats = serverStats([
-      connection(1, "a.example", 80, [[0, "SocksRequestStart"], [0.5, "HttpRequestStart"], [1.5, "HttpResponseStart"], [2, "HttpRequestStart"], [5, "HttpResponseStart"], [6, "ConnectionClose"]], 6),
-      connection(2, "a.example", 443, [[1, "SocksRequestStart"], [7, "ConnectionClose"]], 7),
-      connection(3, "b.example", 80, [[2, "SocksRequestStart"], [3, "HttpRequestStart"]], null)
+      connectionWith(1, "a.example", [[0, socksRequest("a.example", 80)], ...first.events, ...second.events, [6, closed()]], { port: 80 }),
+      connectionWith(2, "a.example", [[1, socksRequest("a.example", 443)], [7, closed()]], { port: 443 }),
+      connectionWith(3, "b.example", [[2, socksRequest("b.example", 80)], ...unanswered.events], { port: 80 })
     ])
     expect(stats).toEqual([
       { host: "a.example", ports: [80, 443], connections: 2, openConnections: 0, requests: 2, responses: 2, inferredExchanges: 0, meanResponseTime: 2, totalConnectionTime: 7 },

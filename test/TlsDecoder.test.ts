@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as net from "node:net"
 import * as tls from "node:tls"
 import * as fc from "fast-check"
-import type { DecoderEvent, Direction } from "../src/domain/Event.js"
+import { type DecoderEvent, detailOf, type Direction, type EventType } from "../src/domain/Event.js"
 import { feedTls, initialTlsDecoder, tlsDecoderDone, type TlsDecoderState } from "../src/domain/TlsDecoder.js"
 import { selfSigned } from "./support/SelfSigned.js"
 
@@ -87,24 +87,31 @@ const appData = (n: number) => record(23, new Uint8Array(n).fill(0xaa))
 
 type Step = readonly [Direction, Uint8Array]
 
+/** An event as its log line shows it: the type and the display text made from its fields. */
+interface Seen {
+  readonly type: EventType
+  readonly detail: string
+}
+
 const run = (steps: ReadonlyArray<Step>, start: TlsDecoderState = initialTlsDecoder) => {
   let state = start
-  const events: Array<DecoderEvent> = []
+  const typed: Array<DecoderEvent> = []
   for (const [direction, chunk] of steps) {
     const [next, out] = feedTls(state, direction, chunk)
     state = next
-    events.push(...out)
+    typed.push(...out)
   }
-  return { events, state, done: tlsDecoderDone(state) }
+  const events: Array<Seen> = typed.map((event) => ({ type: event.type, detail: detailOf(event) }))
+  return { events, typed, state, done: tlsDecoderDone(state) }
 }
 
-const clientHelloEvent = (detail: string): DecoderEvent => ({ type: "TlsClientHello", detail })
-const serverHelloEvent = (detail: string): DecoderEvent => ({ type: "TlsServerHello", detail })
-const appDataEvent = (direction: Direction): DecoderEvent => ({
+const clientHelloEvent = (detail: string): Seen => ({ type: "TlsClientHello", detail })
+const serverHelloEvent = (detail: string): Seen => ({ type: "TlsServerHello", detail })
+const appDataEvent = (direction: Direction): Seen => ({
   type: "TlsApplicationData",
   detail: `first application data ${direction}`
 })
-const decodeError = (detail: string): DecoderEvent => ({ type: "DecodeError", detail: `TlsParseError: ${detail}` })
+const decodeError = (detail: string): Seen => ({ type: "DecodeError", detail: `TlsParseError: ${detail}` })
 
 /** A TLS 1.3 conversation as the relay would see it, one step per write. */
 const tls13Conversation: ReadonlyArray<Step> = [
@@ -113,7 +120,7 @@ const tls13Conversation: ReadonlyArray<Step> = [
   ["up", bytes(CCS, appData(60))],
   ["down", appData(100)]
 ]
-const tls13Events: ReadonlyArray<DecoderEvent> = [
+const tls13Events: ReadonlyArray<Seen> = [
   clientHelloEvent("SNI example.com, ALPN h2,http/1.1, versions TLS 1.3,TLS 1.2"),
   serverHelloEvent("TLS 1.3, cipher TLS_AES_128_GCM_SHA256 (0x1301)"),
   appDataEvent("down"),
@@ -221,6 +228,25 @@ describe("TlsDecoder", () => {
       expect(run([["up", record(HANDSHAKE, hello)]]).events).toEqual([
         clientHelloEvent("SNI none, ALPN none, versions TLS 1.3,TLS 1.2,TLS 1.1")
       ])
+    })
+
+    it("the hellos' facts are typed fields: SNI, ALPN offered and versions; version, cipher and ALPN chosen", () => {
+      const { typed } = run([
+        ["up", record(HANDSHAKE, clientHello({ sni: "typed.test", alpn: ["h2", "http/1.1"], versions: [0x0304, 0x0303] }))],
+        ["down", record(HANDSHAKE, serverHello({ suite: 0xc02f, alpn: "h2" }))]
+      ])
+      expect(typed).toEqual([
+        { type: "TlsClientHello", sni: "typed.test", alpn: ["h2", "http/1.1"], versions: ["TLS 1.3", "TLS 1.2"] },
+        { type: "TlsServerHello", tlsVersion: "TLS 1.2", cipher: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 (0xc02f)", alpn: "h2", helloRetryRequest: false }
+      ])
+    })
+
+    it("a DecodeError carries the typed error, with where in that direction's stream the bad record began", () => {
+      const { typed } = run([["up", CCS], ["up", Uint8Array.of(99, 3, 3, 0, 1, 0)]])
+      expect(typed.at(-1)).toEqual({
+        type: "DecodeError",
+        error: { _tag: "TlsParseError", reason: "Record", message: "bad record type 99", offset: CCS.length }
+      })
     })
 
     it("unknown versions are shown in hex", () => {

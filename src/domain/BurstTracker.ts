@@ -18,16 +18,16 @@ export const initialBursts: BurstState = { current: undefined, bytes: 0, exchang
 
 export const feedBurst = (state: BurstState, direction: Direction, length: number): readonly [BurstState, DecoderEvent | undefined] => {
   if (state.current === direction) return [{ ...state, bytes: state.bytes + length }, undefined]
-  const before = state.current === undefined ? "" : `, after ${state.bytes} bytes ${state.current}`
+  const afterBytes = state.current === undefined ? null : state.bytes
   if (direction === "up") {
-    const exchanges = state.exchanges + 1
     return [
-      { current: "up", bytes: length, exchanges },
-      { type: "InferredRequest", detail: `exchange ${exchanges}: client burst${before}` }
+      { current: "up", bytes: length, exchanges: state.exchanges + 1 },
+      { type: "InferredRequest", exchange: state.exchanges, afterBytes }
     ]
   }
+  // A server that speaks first answers no request: its burst belongs to exchange 0 all the same.
   return [
     { current: "down", bytes: length, exchanges: state.exchanges },
-    { type: "InferredResponse", detail: `exchange ${state.exchanges}: server burst${before}` }
+    { type: "InferredResponse", exchange: Math.max(state.exchanges - 1, 0), afterBytes }
   ]
 }

@@ -2,7 +2,8 @@
  * A measured connection as the report and the JSON API show it (SPEC §3), and
  * the per-server statistics derived from connections' events.
  */
-import type { ConnectionEvent } from "./Event.js"
+import type { ConnectionEvent, SocksCommandName } from "./Event.js"
+import { exchangeJson, exchanges } from "./Exchange.js"
 
 export type ConnectionState = "open" | "closed" | "failed"
 export type ConnectionProtocol = "http" | "tls" | "unknown" | "pending"
@@ -15,7 +16,7 @@ export interface Connection {
   readonly host: string
   readonly port: number
   readonly socksVersion: 4 | 5
-  readonly command: string
+  readonly command: SocksCommandName
   /**
    * The stream-isolation key the browser sent: the SOCKS5 username (Tor Browser puts the
    * first-party site there) or the SOCKS4 user id; null when none. Passwords are never kept.
@@ -52,26 +53,38 @@ export interface ServerStats {
   readonly totalConnectionTime: number | null
 }
 
+/** A connection as the JSON API shows it (SPEC §3, §6): its fields, typed events, and exchanges. */
+export const connectionJson = (connection: Connection) => ({
+  ...connection,
+  exchanges: exchanges(connection).map(exchangeJson)
+})
+
 const roundMillis = (seconds: number): number => Math.round(seconds * 1000) / 1000
 
-/** The waits between each request and its response, matched in order on each connection. */
-export const responseTimes = (connection: Connection): ReadonlyArray<number> => {
-  const requests: Array<number> = []
-  const waits: Array<number> = []
-  let answered = 0
-  for (const event of connection.events) {
-    if (event.type === "HttpRequestStart") requests.push(event.time)
-    else if (event.type === "HttpResponseStart" && answered < requests.length) {
-      waits.push(event.time - requests[answered++])
-    }
-  }
-  return waits
+interface ExchangeCounts {
+  requests: number
+  responses: number
+  inferred: number
+  /** Waits of answered HTTP exchanges. */
+  readonly waits: Array<number>
 }
 
-const countEvents = (connection: Connection, type: ConnectionEvent["type"]): number => {
-  let count = 0
-  for (const event of connection.events) if (event.type === type) count++
-  return count
+const countExchanges = (group: ReadonlyArray<Connection>): ExchangeCounts => {
+  const counts: ExchangeCounts = { requests: 0, responses: 0, inferred: 0, waits: [] }
+  for (const connection of group) {
+    for (const exchange of exchanges(connection)) {
+      if (exchange.inferred) {
+        counts.inferred++
+        continue
+      }
+      counts.requests++
+      if (exchange.wait !== null) {
+        counts.responses++
+        counts.waits.push(exchange.wait)
+      }
+    }
+  }
+  return counts
 }
 
 /** One row per requested host, in order of first appearance. */
@@ -84,7 +97,7 @@ export const serverStats = (connections: Iterable<Connection>): ReadonlyArray<Se
     else group.push(connection)
   }
   return Array.from(byHost, ([host, group]) => {
-    const waits = group.flatMap(responseTimes)
+    const { inferred, requests, responses, waits } = countExchanges(group)
     const open = group.filter((c) => c.state === "open").length
     const firstStart = Math.min(...group.map((c) => c.openedAt))
     const lastClose = Math.max(...group.map((c) => c.closedAt ?? c.openedAt))
@@ -93,9 +106,9 @@ export const serverStats = (connections: Iterable<Connection>): ReadonlyArray<Se
       ports: Array.from(new Set(group.map((c) => c.port))).sort((a, b) => a - b),
       connections: group.length,
       openConnections: open,
-      requests: group.reduce((sum, c) => sum + countEvents(c, "HttpRequestStart"), 0),
-      responses: group.reduce((sum, c) => sum + countEvents(c, "HttpResponseStart"), 0),
-      inferredExchanges: group.reduce((sum, c) => sum + countEvents(c, "InferredRequest"), 0),
+      requests,
+      responses,
+      inferredExchanges: inferred,
       meanResponseTime: waits.length === 0 ? null : roundMillis(waits.reduce((a, b) => a + b, 0) / waits.length),
       totalConnectionTime: open > 0 ? null : roundMillis(lastClose - firstStart)
     }

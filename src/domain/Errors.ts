@@ -3,6 +3,7 @@
  * from them here, in one place.
  */
 import { Data, Schema } from "effect"
+import type { DecodeFailure } from "./Event.js"
 
 /** The client's SOCKS bytes could not be understood. */
 export class SocksParseError extends Data.TaggedError("SocksParseError")<{
@@ -14,6 +15,8 @@ export class SocksParseError extends Data.TaggedError("SocksParseError")<{
     | "UnsupportedAddressType"
     | "TooLong"
   readonly detail: string
+  /** Where in the client's bytes the handshake went wrong; null when not known. */
+  readonly offset: number | null
 }> {
   override get message() {
     return `${this.reason}: ${this.detail}`
@@ -22,8 +25,10 @@ export class SocksParseError extends Data.TaggedError("SocksParseError")<{
 
 /** An HTTP/1.x message could not be decoded; the bytes still flow. */
 export class HttpParseError extends Data.TaggedError("HttpParseError")<{
-  readonly reason: "StartLine" | "HeaderLine" | "HeaderTooLarge" | "Framing" | "UnexpectedResponse"
+  readonly reason: "StartLine" | "HeaderLine" | "HeaderTooLarge" | "Framing" | "UnexpectedResponse" | "Defect"
   readonly detail: string
+  /** Where in that direction's bytes the decoder gave up. */
+  readonly offset: number | null
 }> {
   override get message() {
     return this.detail
@@ -32,7 +37,10 @@ export class HttpParseError extends Data.TaggedError("HttpParseError")<{
 
 /** A TLS handshake record could not be decoded; the bytes still flow. */
 export class TlsParseError extends Data.TaggedError("TlsParseError")<{
+  readonly reason: "Record" | "Handshake" | "Hello" | "Defect"
   readonly detail: string
+  /** Where in that direction's bytes the decoder gave up; null when not known. */
+  readonly offset: number | null
 }> {
   override get message() {
     return this.detail
@@ -51,12 +59,30 @@ export class UpstreamError extends Data.TaggedError("UpstreamError")<{
   }
 }
 
+/** MITM itself refused a SOCKS request, before anything went upstream. */
+export class SocksRefusal extends Data.TaggedError("SocksRefusal")<{
+  readonly reason: "TooManyClients" | "CommandNotSupported"
+  /** The reply code the browser gets, in its SOCKS version. */
+  readonly replyCode: number
+  readonly detail: string
+}> {
+  override get message() {
+    return `${this.reason}: ${this.detail}`
+  }
+}
+
 /** A settings document, form or flag was refused; nothing changed. */
 export class SettingsError extends Schema.TaggedError<SettingsError>()("SettingsError", {
   field: Schema.String,
   message: Schema.String
 }) {}
 
-/** How a decode error reads in an event log: `HttpParseError: invalid header line 3`. */
-export const describeDecodeError = (error: SocksParseError | HttpParseError | TlsParseError): string =>
-  `${error._tag}: ${error.message}`
+export type ParseError = SocksParseError | HttpParseError | TlsParseError
+
+/** A parse error as a DecodeError event carries it (SPEC §6); it reads `HttpParseError: invalid header line 3`. */
+export const decodeFailureOf = (error: ParseError): DecodeFailure => ({
+  _tag: error._tag,
+  reason: error.reason,
+  message: error.message,
+  offset: error.offset
+})

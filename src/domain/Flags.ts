@@ -8,13 +8,13 @@ import {
   applySettings,
   defaultSettings,
   formatDelaySpec,
-  formatHostPort,
   formatRate,
   formatUpstream,
   parseHostPort,
   type Settings,
   type SettingsField
 } from "./Settings.js"
+import { formatHostPort } from "./Address.js"
 
 export interface ListenFlag {
   readonly host: string
@@ -154,5 +154,3 @@ const describeFlag = (flag: string): string =>
     : accepts[settingFlags[flag]]
 
 /** Loopback addresses are the default; anything else is an open proxy and gets a warning. */
-export const isLoopback = (host: string): boolean =>
-  host === "localhost" || host === "::1" || host.startsWith("127.") || host.startsWith("::ffff:127.")

@@ -3,7 +3,7 @@
  * sans-io style: bytes in, events out, no I/O and no clock. Body bytes are skipped
  * by arithmetic; only header sections and chunk-size lines are read.
  */
-import { describeDecodeError, HttpParseError } from "./Errors.js"
+import { decodeFailureOf, HttpParseError } from "./Errors.js"
 import type { DecoderEvent, Direction } from "./Event.js"
 
 /** The most a header (or trailer) section may take before the decoder gives up. */
@@ -61,9 +61,14 @@ interface Side {
   readonly heldOverflow: boolean
   /** FIN arrived while paused. */
   readonly endedWhilePaused: boolean
+  /** The exchange of the message being read (responses: the request it answers). */
+  readonly exchange: number
+  /** Bytes of this direction fed before the current chunk: where a failure is in the stream. */
+  readonly position: number
 }
 
 interface Pending {
+  readonly exchange: number
   readonly method: string
   /** The up direction is paused until this request's final response. */
   readonly pauses: boolean
@@ -80,7 +85,8 @@ export interface HttpDecoderState {
   readonly up: Side
   readonly down: Side
   readonly pending: Queue
-  readonly requestOffsets: ReadonlyArray<number>
+  /** Requests seen so far: the next request's exchange index. */
+  readonly requests: number
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
@@ -90,8 +96,15 @@ interface Work {
   mode: HttpDecoderState["mode"]
   /** Where in this chunk the request head being read began; -1 when it began in an earlier chunk. */
   headStart: number
-  /** Where in this chunk each request that was completed in it began (0: in an earlier chunk). */
-  readonly requestOffsets: Array<number>
+  /**
+   * Where the fed chunk begins in its direction's stream, and where in the chunk the element
+   * being read began (a line may have begun in an earlier chunk, so `at` may be negative).
+   */
+  base: number
+  at: number
+  /** Where in the stream the header or trailer section being read began. */
+  sectionStart: number
+  requests: number
   up: MSide
   down: MSide
   /** `up` is still the previous state's object (a down feed copies it only to resume it). */
@@ -114,7 +127,9 @@ const headSide: Side = {
   held: undefined,
   heldSize: 0,
   heldOverflow: false,
-  endedWhilePaused: false
+  endedWhilePaused: false,
+  exchange: 0,
+  position: 0
 }
 
 export const initialHttpDecoder: HttpDecoderState = {
@@ -122,7 +137,7 @@ export const initialHttpDecoder: HttpDecoderState = {
   up: headSide,
   down: headSide,
   pending: { front: undefined, back: undefined },
-  requestOffsets: []
+  requests: 0
 }
 
 /** "tunnel" after 101 or a 2xx to CONNECT; "failed" after a DecodeError. Neither emits events. */
@@ -134,7 +149,10 @@ const NO_EVENTS: ReadonlyArray<DecoderEvent> = []
 const begin = (state: HttpDecoderState, direction: Direction): Work => ({
   mode: state.mode,
   headStart: -1,
-  requestOffsets: [],
+  base: state[direction].position,
+  at: 0,
+  sectionStart: state[direction].position,
+  requests: state.requests,
   up: direction === "up" ? { ...state.up } : state.up as MSide,
   down: direction === "down" ? { ...state.down } : state.down as MSide,
   upShared: direction !== "up",
@@ -143,15 +161,9 @@ const begin = (state: HttpDecoderState, direction: Direction): Work => ({
 })
 
 const finish = (w: Work): readonly [HttpDecoderState, ReadonlyArray<DecoderEvent>] => [
-  { mode: w.mode, up: w.up, down: w.down, pending: w.pending, requestOffsets: w.requestOffsets },
+  { mode: w.mode, up: w.up, down: w.down, pending: w.pending, requests: w.requests },
   w.events
 ]
-
-/**
- * Where in the last fed chunk each HttpRequestStart of that feed began (0 when the request
- * began in an earlier chunk): the relay holds each request there before it goes upstream.
- */
-export const requestOffsets = (state: HttpDecoderState): ReadonlyArray<number> => state.requestOffsets
 
 /** One chunk of one direction, as relayed: "up" carries requests, "down" responses. */
 export const feedHttp = (
@@ -162,6 +174,8 @@ export const feedHttp = (
   if (state.mode !== "decoding" || chunk.length === 0) return [state, NO_EVENTS]
   const w = begin(state, direction)
   feedSide(w, direction, chunk, 0)
+  const side = direction === "up" ? w.up : w.down
+  side.position = w.base + chunk.length
   return finish(w)
 }
 
@@ -178,20 +192,23 @@ export const endHttp = (
 
 // --- events and failure ---
 
-const fail = (w: Work, reason: HttpParseError["reason"], detail: string): void => {
-  w.events.push({ type: "DecodeError", detail: describeDecodeError(new HttpParseError({ reason, detail })) })
+/** Decoding stops; `offset` is where the offending element began in the stream, however the bytes were split. */
+const fail = (w: Work, reason: HttpParseError["reason"], detail: string, offset = w.base + w.at): void => {
+  w.events.push({ type: "DecodeError", error: decodeFailureOf(new HttpParseError({ reason, detail, offset })) })
   w.mode = "failed"
 }
 
-const bytes = (n: number): string => `${n} bytes`
-
+/** Back to reading a head; where the side is in its stream and which exchange it is on stay. */
 const resetToHead = (side: MSide): void => {
+  const { exchange, position } = side
   Object.assign(side, headSide)
+  side.exchange = exchange
+  side.position = position
 }
 
 /** The message on this side is complete. */
 const endMessage = (w: Work, direction: Direction, side: MSide): void => {
-  w.events.push({ type: direction === "up" ? "HttpRequestEnd" : "HttpResponseEnd", detail: bytes(side.body) })
+  w.events.push({ type: direction === "up" ? "HttpRequestEnd" : "HttpResponseEnd", exchange: side.exchange, bodyBytes: side.body })
   const pause = direction === "up" && side.pauseAfter
   resetToHead(side)
   if (pause) side.phase = "paused"
@@ -205,6 +222,7 @@ const feedSide = (w: Work, direction: Direction, chunk: Uint8Array, start: numbe
   const text = view(chunk)
   let i = start
   while (i < end && w.mode === "decoding") {
+    w.at = i
     switch (side.phase) {
       case "head":
         i = readHead(w, direction, side, chunk, text, i)
@@ -264,6 +282,7 @@ const feedSide = (w: Work, direction: Direction, chunk: Uint8Array, start: numbe
 
 const endSide = (w: Work, direction: Direction): void => {
   const side = direction === "up" ? w.up : w.down
+  w.at = 0
   switch (side.phase) {
     case "head":
       if (side.lineCount === 0 && (side.line === "" || side.line === "\r")) {
@@ -333,6 +352,8 @@ const readHead = (
   const end = chunk.length
   let i = from
   while (i < end) {
+    w.at = i - side.line.length
+    w.sectionStart = w.base + i - side.size
     if (side.lineCount === 0 && side.line === "" && side.size === 0) w.headStart = i
     const lf = chunk.indexOf(10, i)
     const segmentEnd = lf === -1 ? end : lf
@@ -347,7 +368,7 @@ const readHead = (
       }
     }
     if (side.size + consumed > SECTION_LIMIT) {
-      fail(w, "HeaderTooLarge", `header section over ${SECTION_LIMIT} bytes`)
+      fail(w, "HeaderTooLarge", `header section over ${SECTION_LIMIT} bytes`, w.sectionStart)
       return end
     }
     const line = side.line + text.toString("latin1", i, segmentEnd)
@@ -451,7 +472,7 @@ const startBody = (
       return true
     }
     if (direction === "up") {
-      fail(w, "Framing", "request Transfer-Encoding does not end in chunked")
+      fail(w, "Framing", "request Transfer-Encoding does not end in chunked", w.sectionStart)
       return false
     }
     side.phase = "untilClose"
@@ -460,7 +481,7 @@ const startBody = (
   if (fields.contentLength !== undefined) {
     const length = parseContentLength(fields.contentLength)
     if (typeof length === "string") {
-      fail(w, "Framing", length)
+      fail(w, "Framing", length, w.sectionStart)
       return false
     }
     if (length === 0) {
@@ -477,15 +498,26 @@ const startBody = (
 }
 
 const onRequestHead = (w: Work, side: MSide, lines: ReadonlyArray<string>): void => {
+  // REQUEST_LINE checked it: `method SP target SP HTTP/x.y`, single spaces.
   const requestLine = lines[0]
   const headers = lines.slice(1)
-  w.events.push({ type: "HttpRequestStart", detail: requestLine, headers })
-  w.requestOffsets.push(Math.max(w.headStart, 0))
   const method = requestLine.slice(0, requestLine.indexOf(" "))
+  const exchange = w.requests++
+  side.exchange = exchange
+  w.events.push({
+    type: "HttpRequestStart",
+    exchange,
+    method,
+    target: requestLine.slice(method.length + 1, requestLine.length - 9),
+    httpVersion: requestLine.slice(requestLine.length - 8),
+    headers,
+    // Where the request began in this chunk (0: in an earlier one): the relay holds it there.
+    offset: Math.max(w.headStart, 0)
+  })
   const fields = readFields(headers)
   // Bytes after a CONNECT or an Upgrade request may already be the tunnel's: wait for the response.
   const pauses = method === "CONNECT" || fields.upgrade
-  w.pending.back = { head: { method, pauses }, tail: w.pending.back }
+  w.pending.back = { head: { exchange, method, pauses }, tail: w.pending.back }
   side.pauseAfter = pauses
   if (method === "CONNECT") {
     endMessage(w, "up", side)
@@ -511,16 +543,25 @@ const onResponseHead = (w: Work, side: MSide, lines: ReadonlyArray<string>): voi
   const headers = lines.slice(1)
   const request = peekPending(w)
   if (request === undefined) {
-    fail(w, "UnexpectedResponse", "response without a request")
+    fail(w, "UnexpectedResponse", "response without a request", w.sectionStart)
     return
   }
+  // STATUS_LINE checked it: `HTTP/x.y SP 3DIGIT [SP reason]`.
   const status = Number(statusLine.slice(9, 12))
+  const start = {
+    exchange: request.exchange,
+    status,
+    reason: statusLine.slice(13),
+    httpVersion: statusLine.slice(0, 8),
+    headers
+  }
   if (status < 200 && status !== 101) {
-    w.events.push({ type: "HttpInformational", detail: statusLine, headers })
+    w.events.push({ type: "HttpInformational", ...start })
     return
   }
   w.pending.front = w.pending.front!.tail
-  w.events.push({ type: "HttpResponseStart", detail: statusLine, headers })
+  side.exchange = request.exchange
+  w.events.push({ type: "HttpResponseStart", ...start })
   if (status === 101 || (request.method === "CONNECT" && status < 300)) {
     endMessage(w, "down", side)
     w.mode = "tunnel"
@@ -540,6 +581,7 @@ const CHUNK_SIZE_LINE = /^([0-9A-Fa-f]+)[ \t]*(?:;.*)?$/
 
 const readChunkSize = (w: Work, side: MSide, chunk: Uint8Array, text: Buffer, from: number): number => {
   const end = chunk.length
+  w.at = from - side.line.length
   const lf = chunk.indexOf(10, from)
   const segmentEnd = lf === -1 ? end : lf
   if (side.line.length + (segmentEnd - from) > CHUNK_LINE_LIMIT) {
@@ -576,11 +618,12 @@ const readTrailers = (w: Work, direction: Direction, side: MSide, chunk: Uint8Ar
   const end = chunk.length
   let i = from
   while (i < end) {
+    w.at = i - side.lineLength
     const lf = chunk.indexOf(10, i)
     const segmentEnd = lf === -1 ? end : lf
     const next = lf === -1 ? end : lf + 1
     if (side.size + (next - i) > SECTION_LIMIT) {
-      fail(w, "HeaderTooLarge", `trailer section over ${SECTION_LIMIT} bytes`)
+      fail(w, "HeaderTooLarge", `trailer section over ${SECTION_LIMIT} bytes`, w.base + i - side.size)
       return end
     }
     side.size += next - i

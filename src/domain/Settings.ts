@@ -3,6 +3,7 @@
  * page all decode through, and the delay SPEC it contains.
  */
 import { Either, ParseResult, Schema } from "effect"
+import { formatHostPort } from "./Address.js"
 import { SettingsError } from "./Errors.js"
 
 /** One delay: none, fixed, or drawn uniformly from a range. */
@@ -148,8 +149,6 @@ export const parseHostPort = (text: string): { host: string; port: number } | un
   return { host: match[1] ?? match[2], port }
 }
 
-export const formatHostPort = (host: string, port: number): string =>
-  host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`
 
 export const parseUpstream = (text: string): UpstreamTarget | undefined => {
   const trimmed = text.trim()

@@ -4,6 +4,7 @@
  * with no-auth and username/password (RFC 1929), SOCKS4 and SOCKS4a, and Tor's RESOLVE
  * (0xF0) and RESOLVE_PTR (0xF1). No I/O, no clock: the relay writes the replies.
  */
+import { formatIPv4, formatIPv6, hexByte as hex, parseIPv4, parseIPv6 } from "./Address.js"
 import { SocksParseError } from "./Errors.js"
 import type { SocksAddress, SocksCommand, SocksCredentials, SocksRequest, SocksVersion } from "./SocksRequest.js"
 
@@ -40,14 +41,16 @@ export interface SocksServerState {
   readonly phase: Phase
   /** The start of the message being received (never more than one message). */
   readonly pending: Uint8Array
+  /** Bytes fed before: where a refused message begins in the client's stream. */
+  readonly fed: number
 }
 
 const empty = new Uint8Array(0)
 
 /** A connection before its first byte. */
-export const initialSocksServer: SocksServerState = { phase: { _tag: "Greeting" }, pending: empty }
+export const initialSocksServer: SocksServerState = { phase: { _tag: "Greeting" }, pending: empty, fed: 0 }
 
-const done: SocksServerState = { phase: { _tag: "Done" }, pending: empty }
+const done: SocksServerState = { phase: { _tag: "Done" }, pending: empty, fed: 0 }
 
 /** What the relay must do after a feed. */
 export type SocksServerStep =
@@ -76,9 +79,8 @@ const refuse = (
   reason: SocksParseError["reason"],
   detail: string,
   reply: Uint8Array | undefined
-): Parsed => ({ _tag: "Refuse", error: new SocksParseError({ reason, detail }), reply })
+): Parsed => ({ _tag: "Refuse", error: new SocksParseError({ reason, detail, offset: null }), reply })
 
-const hex = (byte: number): string => `0x${byte.toString(16).padStart(2, "0").toUpperCase()}`
 
 /** A copy that is a plain Uint8Array (`Buffer#slice` would share memory). */
 const copy = (bytes: Uint8Array): Uint8Array => new Uint8Array(bytes)
@@ -90,32 +92,6 @@ const latin1 = (bytes: Uint8Array): string => {
   return text
 }
 
-const formatIPv4 = (bytes: Uint8Array): string => `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`
-
-/** RFC 5952 text: lower case, no leading zeros, the first longest run (≥ 2) of zero groups as `::`. */
-const formatIPv6 = (bytes: Uint8Array): string => {
-  const groups: Array<number> = []
-  for (let i = 0; i < 16; i += 2) groups.push((bytes[i] << 8) | bytes[i + 1])
-  let bestStart = -1
-  let bestLength = 1
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) {
-      i++
-      continue
-    }
-    let j = i
-    while (j < 8 && groups[j] === 0) j++
-    if (j - i > bestLength) {
-      bestStart = i
-      bestLength = j - i
-    }
-    i = j
-  }
-  const text = (part: ReadonlyArray<number>) => part.map((group) => group.toString(16)).join(":")
-  return bestStart < 0
-    ? text(groups)
-    : `${text(groups.slice(0, bestStart))}::${text(groups.slice(bestStart + bestLength))}`
-}
 
 const socks5Commands: Readonly<Record<number, SocksCommand>> = {
   0x01: "connect",
@@ -359,10 +335,13 @@ export const feedSocksServer = (
     const parsed = parse(phase, view)
     switch (parsed._tag) {
       case "NeedMore":
-        return [{ phase, pending: view === taken ? copy(taken) : view }, steps]
-      case "Refuse":
-        steps.push({ _tag: "Refuse", error: parsed.error, reply: parsed.reply })
+        return [{ phase, pending: view === taken ? copy(taken) : view, fed: state.fed + chunk.length }, steps]
+      case "Refuse": {
+        const { detail, reason } = parsed.error
+        const error = new SocksParseError({ reason, detail, offset: state.fed + offset - pending.length })
+        steps.push({ _tag: "Refuse", error, reply: parsed.reply })
         return [done, steps]
+      }
       case "Request":
         // A message that was pending was incomplete, so it ends inside this chunk.
         offset += parsed.consumed - pending.length
@@ -375,43 +354,6 @@ export const feedSocksServer = (
         pending = empty
     }
   }
-}
-
-const parseIPv4 = (text: string): Array<number> | undefined => {
-  const match = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text)
-  if (match === null) return undefined
-  const bytes = match.slice(1).map(Number)
-  return bytes.every((byte) => byte <= 255) ? bytes : undefined
-}
-
-const parseIPv6Groups = (text: string): Array<number> | undefined => {
-  if (text === "") return []
-  const parts = text.split(":")
-  const groups: Array<number> = []
-  for (let i = 0; i < parts.length; i++) {
-    const part = parts[i]
-    if (/^[0-9a-fA-F]{1,4}$/.test(part)) {
-      groups.push(parseInt(part, 16))
-      continue
-    }
-    const ipv4 = i === parts.length - 1 ? parseIPv4(part) : undefined
-    if (ipv4 === undefined) return undefined
-    groups.push((ipv4[0] << 8) | ipv4[1], (ipv4[2] << 8) | ipv4[3])
-  }
-  return groups
-}
-
-/** IPv6 text (with `::` and a trailing dotted IPv4 allowed) to 16 bytes. */
-const parseIPv6 = (text: string): Array<number> | undefined => {
-  const halves = text.split("::")
-  if (halves.length > 2) return undefined
-  const head = parseIPv6Groups(halves[0])
-  const tail = halves.length === 2 ? parseIPv6Groups(halves[1]) : []
-  if (head === undefined || tail === undefined) return undefined
-  const missing = 8 - head.length - tail.length
-  if (halves.length === 2 ? missing < 1 : missing !== 0) return undefined
-  const groups = [...head, ...Array<number>(missing).fill(0), ...tail]
-  return groups.flatMap((group) => [group >> 8, group & 0xff])
 }
 
 /** ATYP and address bytes of a SOCKS5 reply; an address that does not parse is sent as zeros. */

@@ -37,3 +37,14 @@ export interface SocksRequest extends SocksAddress {
 /** `host:port`, with IPv6 in brackets: how a target reads in events and pages. */
 export const formatTarget = (address: SocksAddress, port: number): string =>
   address.addressType === "ipv6" ? `[${address.host}]:${port}` : `${address.host}:${port}`
+
+const commandNames: Readonly<Record<SocksCommand, "connect" | "resolve" | "resolve_ptr" | "bind" | "udp_associate">> = {
+  connect: "connect",
+  resolve: "resolve",
+  resolvePtr: "resolve_ptr",
+  bind: "bind",
+  udpAssociate: "udp_associate"
+}
+
+/** The command as events and the JSON API name it (SPEC §6): `connect`, `resolve`, `resolve_ptr` … */
+export const commandName = (command: SocksCommand) => commandNames[command]

@@ -2,7 +2,8 @@
  * The page-load summary above the time graph: totals, the span from first
  * request to last byte, and the slowest SOCKS setups and responses.
  */
-import { type Connection, responseTimes } from "./Connection.js"
+import type { Connection } from "./Connection.js"
+import { exchanges } from "./Exchange.js"
 
 export interface SlowSocksSetup {
   readonly id: number
@@ -63,18 +64,15 @@ export const summarize = (connections: ReadonlyArray<Connection>, count = 5): Su
     if (connection.state === "failed") failed++
     const setup = socksSetupTime(connection)
     if (setup !== undefined) setups.push({ id: connection.id, host: connection.host, port: connection.port, seconds: setup })
-    const lines: Array<string> = []
-    for (const event of connection.events) {
-      if (event.type === "HttpRequestStart") {
-        requests++
-        lines.push(event.detail)
-        if (event.time < first) first = event.time
-      } else if (event.type === "HttpResponseStart") answered++
-      else if (event.type === "HttpResponseEnd" && event.time > last) last = event.time
+    for (const exchange of exchanges(connection)) {
+      if (exchange.inferred || exchange.request === null) continue
+      requests++
+      if (exchange.requestStart < first) first = exchange.requestStart
+      if (exchange.responseEnd !== null && exchange.responseEnd > last) last = exchange.responseEnd
+      if (exchange.wait === null) continue
+      answered++
+      responses.push({ id: connection.id, host: connection.host, requestLine: exchange.request.detail, seconds: exchange.wait })
     }
-    responseTimes(connection).forEach((seconds, index) =>
-      responses.push({ id: connection.id, host: connection.host, requestLine: lines[index] ?? "", seconds })
-    )
   }
   return {
     servers: hosts.size,

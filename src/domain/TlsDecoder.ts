@@ -3,8 +3,9 @@
  * the sans-io style: bytes in, events out. It reads the plaintext hellos and notes
  * the first application-data record each way; it never decrypts anything.
  */
-import { describeDecodeError, TlsParseError } from "./Errors.js"
-import type { DecoderEvent, Direction } from "./Event.js"
+import { hexByte as hex } from "./Address.js"
+import { decodeFailureOf, TlsParseError } from "./Errors.js"
+import type { DecoderEvent, Direction, TlsClientHello, TlsServerHello } from "./Event.js"
 
 /** The largest record TLS allows (2^14 plus expansion). */
 const RECORD_LIMIT = 16384 + 2048
@@ -44,6 +45,8 @@ interface Side {
   /** The current message is this side's hello, so its body is kept. */
   readonly keep: boolean
   readonly kept: ReadonlyArray<Uint8Array>
+  /** Bytes of this direction fed before the current chunk: where a failure is in the stream. */
+  readonly position: number
 }
 
 export interface TlsDecoderState {
@@ -69,7 +72,8 @@ const freshSide: Side = {
   messageType: 0,
   messageLeft: 0,
   keep: false,
-  kept: []
+  kept: [],
+  position: 0
 }
 
 export const initialTlsDecoder: TlsDecoderState = { failed: false, tls13: false, up: freshSide, down: freshSide }
@@ -85,6 +89,9 @@ interface Work {
   failed: boolean
   tls13: boolean
   readonly events: Array<DecoderEvent>
+  /** Where the fed chunk begins in its direction's stream, and how far into it the decoder is. */
+  readonly base: number
+  at: number
 }
 
 /** One chunk of one direction, as relayed: "up" carries the ClientHello, "down" the ServerHello. */
@@ -95,9 +102,10 @@ export const feedTls = (
 ): readonly [TlsDecoderState, ReadonlyArray<DecoderEvent>] => {
   const current = direction === "up" ? state.up : state.down
   if (state.failed || current.finished || chunk.length === 0) return [state, NO_EVENTS]
-  const w: Work = { failed: false, tls13: state.tls13, events: [] }
+  const w: Work = { failed: false, tls13: state.tls13, events: [], base: current.position, at: 0 }
   const side: MSide = { ...current }
   feedSide(w, direction, side, chunk)
+  side.position += chunk.length
   const next: TlsDecoderState = {
     failed: w.failed,
     tls13: w.tls13,
@@ -107,8 +115,8 @@ export const feedTls = (
   return [next, w.events]
 }
 
-const fail = (w: Work, detail: string): void => {
-  w.events.push({ type: "DecodeError", detail: describeDecodeError(new TlsParseError({ detail })) })
+const fail = (w: Work, reason: TlsParseError["reason"], detail: string): void => {
+  w.events.push({ type: "DecodeError", error: decodeFailureOf(new TlsParseError({ reason, detail, offset: w.base + w.at })) })
   w.failed = true
 }
 
@@ -117,6 +125,7 @@ const fail = (w: Work, detail: string): void => {
 const feedSide = (w: Work, direction: Direction, side: MSide, chunk: Uint8Array): void => {
   let i = 0
   while (i < chunk.length && !w.failed && !side.finished) {
+    w.at = i
     if (!side.inRecord) {
       const need = 5 - side.recordHeader.length
       const take = Math.min(need, chunk.length - i)
@@ -137,11 +146,11 @@ const startRecord = (w: Work, direction: Direction, side: MSide): void => {
   const [type, major, minor, hi, lo] = side.recordHeader
   const length = (hi << 8) | lo
   side.recordHeader = []
-  if (type < CHANGE_CIPHER_SPEC || type > HEARTBEAT) return fail(w, `bad record type ${type}`)
-  if (major !== 3) return fail(w, `bad record version ${hex(major)}${hex(minor).slice(2)}`)
-  if (length > RECORD_LIMIT) return fail(w, `record of ${length} bytes is too long`)
+  if (type < CHANGE_CIPHER_SPEC || type > HEARTBEAT) return fail(w, "Record", `bad record type ${type}`)
+  if (major !== 3) return fail(w, "Record", `bad record version ${hex(major)}${hex(minor).slice(2)}`)
+  if (length > RECORD_LIMIT) return fail(w, "Record", `record of ${length} bytes is too long`)
   if (type === APPLICATION_DATA) {
-    w.events.push({ type: "TlsApplicationData", detail: `first application data ${direction}` })
+    w.events.push({ type: "TlsApplicationData", direction })
     side.finished = true
     return
   }
@@ -164,6 +173,7 @@ const handshakeBytes = (
 ): void => {
   let j = start
   while (j < end && !w.failed) {
+    w.at = j
     if (!side.inMessage) {
       const take = Math.min(4 - side.handshakeHeader.length, end - j)
       side.handshakeHeader = [...side.handshakeHeader, ...chunk.subarray(j, j + take)]
@@ -188,7 +198,7 @@ const startMessage = (w: Work, direction: Direction, side: MSide): void => {
   side.messageLeft = length
   side.keep = type === (direction === "up" ? CLIENT_HELLO : SERVER_HELLO)
   side.kept = []
-  if (side.keep && length > HELLO_LIMIT) return fail(w, `${helloName(type)} of ${length} bytes is too long`)
+  if (side.keep && length > HELLO_LIMIT) return fail(w, "Handshake", `${helloName(type)} of ${length} bytes is too long`)
   side.inMessage = true
   if (length === 0) endMessage(w, direction, side)
 }
@@ -199,14 +209,10 @@ const endMessage = (w: Work, direction: Direction, side: MSide): void => {
   const body = concat(side.kept)
   side.keep = false
   side.kept = []
-  const result = direction === "up" ? describeClientHello(body) : describeServerHello(body)
-  if (result instanceof TlsParseError) {
-    w.events.push({ type: "DecodeError", detail: describeDecodeError(result) })
-    w.failed = true
-  } else {
-    w.events.push({ type: direction === "up" ? "TlsClientHello" : "TlsServerHello", detail: result.detail })
-    if (result.tls13) w.tls13 = true
-  }
+  const result = direction === "up" ? readClientHello(body) : readServerHello(body)
+  if (typeof result === "string") return fail(w, "Hello", result)
+  w.events.push(result.hello)
+  if (result.tls13) w.tls13 = true
 }
 
 const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => (parts.length === 1 ? parts[0] : Buffer.concat(parts))
@@ -261,17 +267,18 @@ class Malformed {
   constructor(readonly detail: string) {}
 }
 
-/** What a hello says: the event detail, and whether it settles on TLS 1.3. */
+/** What a hello says, and whether it settles on TLS 1.3. */
 interface Hello {
-  readonly detail: string
+  readonly hello: TlsClientHello | TlsServerHello
   readonly tls13: boolean
 }
 
-const guard = (what: string, parse: () => Hello): Hello | TlsParseError => {
+/** The hello, or what is malformed in it. */
+const guard = (what: string, parse: () => Hello): Hello | string => {
   try {
     return parse()
   } catch (e) {
-    return new TlsParseError({ detail: e instanceof Malformed ? `malformed ${what}: ${e.detail}` : `malformed ${what}` })
+    return e instanceof Malformed ? `malformed ${what}: ${e.detail}` : `malformed ${what}`
   }
 }
 
@@ -293,7 +300,7 @@ const readExtensions = (r: Reader): ReadonlyArray<Extension> => {
   return out
 }
 
-const describeClientHello = (body: Uint8Array): Hello | TlsParseError =>
+const readClientHello = (body: Uint8Array): Hello | string =>
   guard("ClientHello", () => {
     const r = new Reader(body, 0, body.length, "ClientHello")
     const legacyVersion = r.u16()
@@ -315,16 +322,16 @@ const describeClientHello = (body: Uint8Array): Hello | TlsParseError =>
       else if (type === EXT_ALPN) alpn = readAlpn(data)
       else if (type === EXT_SUPPORTED_VERSIONS) versions = readVersionList(data)
     }
-    const shownVersions = versions.filter((v) => !isGrease(v)).map(versionName)
-    const detail = [
-      `SNI ${names.length > 0 ? names.join(",") : "none"}`,
-      `ALPN ${alpn.length > 0 ? alpn.join(",") : "none"}`,
-      `versions ${shownVersions.length > 0 ? shownVersions.join(",") : "none"}`
-    ].join(", ")
-    return { detail, tls13: false }
+    const hello: TlsClientHello = {
+      type: "TlsClientHello",
+      sni: names.length > 0 ? names.join(",") : null,
+      alpn,
+      versions: versions.filter((v) => !isGrease(v)).map(versionName)
+    }
+    return { hello, tls13: false }
   })
 
-const describeServerHello = (body: Uint8Array): Hello | TlsParseError =>
+const readServerHello = (body: Uint8Array): Hello | string =>
   guard("ServerHello", () => {
     const r = new Reader(body, 0, body.length, "ServerHello")
     const legacyVersion = r.u16()
@@ -346,11 +353,15 @@ const describeServerHello = (body: Uint8Array): Hello | TlsParseError =>
         alpn = chosen[0]
       }
     }
-    const parts = [versionName(version), `cipher ${cipherName(suite)}`]
-    // TLS 1.3 sends ALPN in EncryptedExtensions, which we cannot see.
-    if (alpn !== undefined && version !== 0x0304) parts.push(`ALPN ${alpn}`)
-    if (random === HELLO_RETRY_RANDOM) parts.unshift("HelloRetryRequest")
-    return { detail: parts.join(", "), tls13: version === 0x0304 }
+    const hello: TlsServerHello = {
+      type: "TlsServerHello",
+      tlsVersion: versionName(version),
+      cipher: cipherName(suite),
+      // TLS 1.3 sends ALPN in EncryptedExtensions, which we cannot see.
+      alpn: alpn !== undefined && version !== 0x0304 ? alpn : null,
+      helloRetryRequest: random === HELLO_RETRY_RANDOM
+    }
+    return { hello, tls13: version === 0x0304 }
   })
 
 const readServerNames = (data: Reader): Array<string> => {
@@ -426,7 +437,6 @@ const cipherName = (suite: number): string => {
   return name === undefined ? hex16(suite) : `${name} (${hex16(suite)})`
 }
 
-const hex = (n: number): string => `0x${n.toString(16).padStart(2, "0")}`
 const hex16 = (n: number): string => `0x${n.toString(16).padStart(4, "0")}`
 const toHex = (bytes: Uint8Array): string => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")
 

@@ -16,7 +16,7 @@ const typeWidth = 18
 export const formatEvent = (event: ConnectionEvent, headers: "first" | "all"): string => {
   const time = event.time.toFixed(3).padStart(7, "0")
   const line = `${time}  ${event.type.padEnd(typeWidth)}  ${event.detail}`
-  if (headers === "first" || event.headers === undefined || event.headers.length === 0) return line
+  if (headers === "first" || !("headers" in event) || event.headers.length === 0) return line
   const indent = " ".repeat(time.length + typeWidth + 4)
   return [line, ...event.headers.map((header) => indent + header)].join("\n")
 }

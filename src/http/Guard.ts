@@ -7,7 +7,7 @@
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import type * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Effect } from "effect"
-import { formatHostPort } from "../domain/Settings.js"
+import { formatHostPort } from "../domain/Address.js"
 import type { ListenAddress } from "../services/ReportServer.js"
 import { jsonError } from "./Responses.js"
 

@@ -7,6 +7,7 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as UrlParams from "@effect/platform/UrlParams"
 import { Effect } from "effect"
+import { connectionJson } from "../domain/Connection.js"
 import { encodeSettings } from "../domain/Settings.js"
 import { Reporter } from "../services/Reporter.js"
 import { SettingsStore } from "../services/Settings.js"
@@ -163,7 +164,7 @@ export const makeRouter = (config: ReportAppConfig) =>
     ),
     HttpRouter.get(
       "/api/connections",
-      Effect.flatMap(Reporter, (reporter) => Effect.map(reporter.connections, (connections) => jsonStream(connections)))
+      Effect.flatMap(Reporter, (reporter) => Effect.map(reporter.connections, (connections) => jsonStream(connections, { build: connectionJson })))
     ),
     HttpRouter.get(
       "/api/connections/:id",
@@ -171,7 +172,7 @@ export const makeRouter = (config: ReportAppConfig) =>
         const reporter = yield* Reporter
         const id = yield* connectionId
         const connection = id === undefined ? undefined : yield* reporter.connection(id)
-        return connection === undefined ? jsonError(404, "no connection with that id") : json(connection)
+        return connection === undefined ? jsonError(404, "no connection with that id") : json(connectionJson(connection))
       })
     ),
     HttpRouter.get(

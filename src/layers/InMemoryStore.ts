@@ -82,9 +82,6 @@ export const make: Effect.Effect<StoreService, never, SettingsStore> = Effect.ge
         setProtocol: (protocol: ConnectionProtocol) => {
           connection.protocol = protocol
         },
-        setUpstream: (upstream) => {
-          connection.upstream = upstream
-        },
         finish: ({ closedBy, error, state, time }) => {
           if (connection.state !== "open") return
           version++

@@ -8,21 +8,14 @@
 import { Layer } from "effect"
 import type { ConnectionProtocol } from "../domain/Connection.js"
 import type { DecoderEvent, Direction } from "../domain/Event.js"
-import {
-  endHttp,
-  feedHttp,
-  type HttpDecoderState,
-  httpDecoderMode,
-  initialHttpDecoder,
-  requestOffsets
-} from "../domain/HttpDecoder.js"
+import { decodeFailureOf, HttpParseError, TlsParseError } from "../domain/Errors.js"
+import { endHttp, feedHttp, type HttpDecoderState, httpDecoderMode, initialHttpDecoder } from "../domain/HttpDecoder.js"
 import { type BurstState, feedBurst, initialBursts } from "../domain/BurstTracker.js"
 import { sniffProtocol } from "../domain/ProtocolSniffer.js"
 import { feedTls, initialTlsDecoder, type TlsDecoderState, tlsDecoderDone } from "../domain/TlsDecoder.js"
 import { Decoder, type ConnectionObserver } from "../services/Decoder.js"
 
 const none: ReadonlyArray<DecoderEvent> = []
-const noOffsets: ReadonlyArray<number> = []
 
 export const observe = (): ConnectionObserver => {
   let protocol: ConnectionProtocol = "pending"
@@ -40,7 +33,6 @@ export const observe = (): ConnectionObserver => {
     return event === undefined ? events : [...events, event]
   }
   let sniffed: Array<Uint8Array> = []
-  let offsets: ReadonlyArray<number> = []
 
   /** A decoder's verdict after a step: it stops after a tunnel, an error, or the TLS handshake. */
   const checkDone = (): void => {
@@ -49,7 +41,11 @@ export const observe = (): ConnectionObserver => {
 
   const defect = (error: unknown): ReadonlyArray<DecoderEvent> => {
     decoding = false
-    return [{ type: "DecodeError", detail: `DecoderDefect: ${error instanceof Error ? error.message : String(error)}` }]
+    const detail = `decoder defect: ${error instanceof Error ? error.message : String(error)}`
+    const failure = protocol === "http"
+      ? new HttpParseError({ reason: "Defect", detail, offset: null })
+      : new TlsParseError({ reason: "Defect", detail, offset: null })
+    return [{ type: "DecodeError", error: decodeFailureOf(failure) }]
   }
 
   /** Feeds the sniffed protocol's decoder; a decoder that throws is switched off for the connection. */
@@ -66,7 +62,6 @@ export const observe = (): ConnectionObserver => {
   const feedHttpChunk = (direction: Direction, chunk: Uint8Array): ReadonlyArray<DecoderEvent> => {
     const [next, events] = feedHttp(http, direction, chunk)
     http = next
-    offsets = requestOffsets(next)
     return events
   }
 
@@ -114,16 +109,13 @@ export const observe = (): ConnectionObserver => {
     } catch (error) {
       decoded.push(...defect(error))
     }
-    const events = [...inferred, ...decoded]
     // Earlier pieces already went upstream while the protocol was undecided: hold at the start.
-    const requests = events.filter((event) => event.type === "HttpRequestStart").length
-    offsets = new Array<number>(requests).fill(0)
-    return events
+    const atStart = decoded.map((event) => (event.type === "HttpRequestStart" ? { ...event, offset: 0 } : event))
+    return [...inferred, ...atStart]
   }
 
   return {
     feed: (direction, chunk) => {
-      offsets = noOffsets
       if (protocol === "pending") return decoding ? sniff(direction, chunk) : none
       const decoded = decoding ? guardedFeed(direction, chunk) : none
       return inferring ? burst(direction, chunk, decoded) : decoded
@@ -143,8 +135,7 @@ export const observe = (): ConnectionObserver => {
         return defect(error)
       }
     },
-    protocol: () => protocol,
-    requestOffsets: () => offsets
+    protocol: () => protocol
   }
 }
 

@@ -16,18 +16,13 @@ export interface Hold {
 }
 
 export interface RelayObserver {
-  /**
-   * Whether a chunk of this direction may be held now (an HTTP request delay, a bandwidth
-   * limit). Only then is it observed before it is written; otherwise it is written first and
-   * decoded while the other side already works on it.
-   */
-  readonly mayHold: (direction: Direction) => boolean
-  /** Now, in the observer's time: read when a chunk arrives, before it is written. */
+  /** Now, in the observer's time: read when a chunk arrives. */
   readonly now: () => number
   /**
-   * A chunk, never changed, that arrived at `arrivedAt`. When `mayHold` said so it has not been
-   * written yet, and it may return holds, in byte order: an injected HTTP request delay before
-   * each request in the chunk, or a bandwidth limit's wait.
+   * The one question per chunk, asked before it is written: a chunk, never changed, that
+   * arrived at `arrivedAt`. Answers the holds to wait at, in byte order (an injected HTTP
+   * request delay before each request in the chunk, a bandwidth limit's wait), or undefined
+   * to write it at once.
    */
   readonly chunk: (direction: Direction, chunk: Buffer, arrivedAt: number) => ReadonlyArray<Hold> | undefined
   /** The direction's sender half-closed (FIN); MITM passes it on. */
@@ -86,12 +81,6 @@ export const relay = (
         holds.add(cancel)
       }
       from.on("data", (chunk: Buffer) => {
-        if (!observer.mayHold(direction)) {
-          const arrivedAt = observer.now()
-          if (!to.write(chunk)) from.pause()
-          observer.chunk(direction, chunk, arrivedAt)
-          return
-        }
         const held = observer.chunk(direction, chunk, observer.now())
         if (held === undefined || held.length === 0) {
           if (!to.write(chunk)) from.pause()

@@ -47,7 +47,7 @@ import * as net from "node:net"
 import { Duplex } from "node:stream"
 import { SocksClient, type SocksClientOptions } from "socks"
 import { UpstreamError } from "../domain/Errors.js"
-import { formatHostPort } from "../domain/Settings.js"
+import { formatHostPort, formatIPv4, formatIPv6, hexByte as hex, parseIPv6 } from "../domain/Address.js"
 import { failureCode, SocksReplyCode } from "../domain/SocksProtocol.js"
 import type { SocksAddress, SocksCommand, SocksRequest, SocksVersion } from "../domain/SocksRequest.js"
 import { Deadlines, type DeadlinesService } from "../services/Deadlines.js"
@@ -92,25 +92,6 @@ type Step =
   | { readonly _tag: "Refused"; readonly reason: "Rejected" | "Protocol"; readonly code: number; readonly detail: string }
 
 const more: Step = { _tag: "More" }
-const hex = (byte: number) => `0x${byte.toString(16).padStart(2, "0")}`
-
-const readIpv4 = (bytes: Uint8Array, at: number) => Array.from(bytes.subarray(at, at + 4)).join(".")
-
-/** IPv6 text as the domain writes it: lower case, longest zero run compressed. */
-const formatIpv6 = (bytes: Uint8Array): string => {
-  const groups = Array.from({ length: 8 }, (_, i) => (bytes[2 * i] << 8) | bytes[2 * i + 1])
-  let best = { at: -1, length: 1 }
-  for (let i = 0; i < 8; i++) {
-    let j = i
-    while (j < 8 && groups[j] === 0) j++
-    if (j - i > best.length) best = { at: i, length: j - i }
-    i = Math.max(i, j)
-  }
-  const text = groups.map((g) => g.toString(16))
-  if (best.at < 0) return text.join(":")
-  return `${text.slice(0, best.at).join(":")}::${text.slice(best.at + best.length).join(":")}`
-}
-
 /** One step of reading `bytes` (everything unread so far) in `stage`. */
 const readStage = (version: SocksVersion, offered: ReadonlyArray<number>, stage: Stage, bytes: Buffer): Step => {
   const protocol = (detail: string): Step => ({
@@ -124,7 +105,7 @@ const readStage = (version: SocksVersion, offered: ReadonlyArray<number>, stage:
     if (bytes[0] !== 0x00) return protocol(`SOCKS4 reply version ${hex(bytes[0])}`)
     const code = bytes[1]
     if (code === 0x5a) {
-      const bound = { addressType: "ipv4" as const, host: readIpv4(bytes, 4), port: bytes.readUInt16BE(2) }
+      const bound = { addressType: "ipv4" as const, host: formatIPv4(bytes.subarray(4, 8)), port: bytes.readUInt16BE(2) }
       return { _tag: "Reply", code, bound, size: 8 }
     }
     if (code >= 0x5b && code <= 0x5d) return { _tag: "Refused", reason: "Rejected", code, detail: `replied ${hex(code)}` }
@@ -164,9 +145,9 @@ const readStage = (version: SocksVersion, offered: ReadonlyArray<number>, stage:
       const port = bytes.readUInt16BE(start + length)
       const bound: Bound =
         addressType === 0x01
-          ? { addressType: "ipv4", host: readIpv4(bytes, 4), port }
+          ? { addressType: "ipv4", host: formatIPv4(bytes.subarray(4, 8)), port }
           : addressType === 0x04
-          ? { addressType: "ipv6", host: formatIpv6(bytes.subarray(4, 20)), port }
+          ? { addressType: "ipv6", host: formatIPv6(bytes.subarray(4, 20)), port }
           : { addressType: "domain", host: bytes.toString("latin1", 5, 5 + length), port }
       return { _tag: "Reply", code, bound, size }
     }
@@ -176,23 +157,8 @@ const readStage = (version: SocksVersion, offered: ReadonlyArray<number>, stage:
 // ---------------------------------------------------------------------------
 // Writing requests (our own handshake)
 
-const ipv6Bytes = (text: string): Buffer => {
-  const groups = (part: string): Array<number> =>
-    part === ""
-      ? []
-      : part.split(":").flatMap((group) => {
-        if (!group.includes(".")) return [parseInt(group, 16)]
-        const [a, b, c, d] = group.split(".").map(Number)
-        return [(a << 8) | b, (c << 8) | d]
-      })
-  const [head, tail] = text.split("::")
-  const front = groups(head)
-  const back = tail === undefined ? [] : groups(tail)
-  const all = [...front, ...Array<number>(8 - front.length - back.length).fill(0), ...back]
-  const bytes = Buffer.alloc(16)
-  all.forEach((group, i) => bytes.writeUInt16BE(group, 2 * i))
-  return bytes
-}
+/** IPv6 text as the browser's request carried it (formatted by the SOCKS decoder), back to 16 bytes. */
+const ipv6Bytes = (text: string): Buffer => Buffer.from(parseIPv6(text) ?? Array<number>(16).fill(0))
 
 const portBytes = (port: number) => Buffer.from([port >> 8, port & 0xff])
 

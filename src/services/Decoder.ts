@@ -7,13 +7,14 @@ import type { ConnectionProtocol } from "../domain/Connection.js"
 import type { DecoderEvent, Direction } from "../domain/Event.js"
 
 export interface ConnectionObserver {
-  /** The bytes of one chunk, as relayed; the returned events belong to the chunk's arrival time. */
+  /**
+   * The bytes of one chunk, as relayed; the returned events belong to the chunk's arrival time.
+   * Each HttpRequestStart says where in the chunk its request began.
+   */
   readonly feed: (direction: Direction, chunk: Uint8Array) => ReadonlyArray<DecoderEvent>
   /** That direction's stream ended (FIN). */
   readonly end: (direction: Direction) => ReadonlyArray<DecoderEvent>
   readonly protocol: () => ConnectionProtocol
-  /** Where in the last fed chunk each of its HttpRequestStart events' requests began. */
-  readonly requestOffsets: () => ReadonlyArray<number>
 }
 
 export interface DecoderService {

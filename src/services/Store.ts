@@ -23,7 +23,6 @@ export interface ConnectionRecorder {
   /** The connection as recorded so far (still readable after a reset forgot it). */
   readonly current: () => Connection
   readonly setProtocol: (protocol: ConnectionProtocol) => void
-  readonly setUpstream: (upstream: string) => void
   readonly finish: (finish: {
     readonly state: Exclude<ConnectionState, "open">
     readonly time: number

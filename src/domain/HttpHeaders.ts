@@ -1,0 +1,34 @@
+/**
+ * Header lines as the decoder captured them (`Name: value`), read without
+ * lower-casing every name.
+ */
+
+/** Whether `line` is a header named `lowerName` (given in lower case). */
+const isNamed = (line: string, lowerName: string): boolean => {
+  if (line.length <= lowerName.length || line.charCodeAt(lowerName.length) !== 58) return false
+  for (let i = 0; i < lowerName.length; i++) {
+    const c = line.charCodeAt(i)
+    // ASCII upper case to lower case; header names are tokens, so nothing else needs folding.
+    if ((c >= 65 && c <= 90 ? c + 32 : c) !== lowerName.charCodeAt(i)) return false
+  }
+  return true
+}
+
+/** The value of the first header named `lowerName`, trimmed; undefined when absent. */
+export const headerValue = (lines: ReadonlyArray<string>, lowerName: string): string | undefined => {
+  for (const line of lines) if (isNamed(line, lowerName)) return line.slice(lowerName.length + 1).trim()
+  return undefined
+}
+
+/** Every value of the headers named `lowerName`, trimmed, in order. */
+export const headerValues = (lines: ReadonlyArray<string>, lowerName: string): Array<string> => {
+  const values: Array<string> = []
+  for (const line of lines) if (isNamed(line, lowerName)) values.push(line.slice(lowerName.length + 1).trim())
+  return values
+}
+
+/** A header line split at its colon: `{ name, value }`, the value trimmed. */
+export const splitHeader = (line: string): { readonly name: string; readonly value: string } => {
+  const colon = line.indexOf(":")
+  return colon < 0 ? { name: line, value: "" } : { name: line.slice(0, colon), value: line.slice(colon + 1).trim() }
+}

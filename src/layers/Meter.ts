@@ -1,0 +1,76 @@
+/**
+ * The meter of one connection: what the relay asks about each chunk. It feeds
+ * the decoder, records what it learns with the chunk's arrival time, counts the
+ * bytes, and turns the bandwidth limit and the HTTP request delay into holds:
+ * places in the chunk where the relay waits before writing on.
+ */
+import { Duration, Effect } from "effect"
+import type { ConnectionProtocol } from "../domain/Connection.js"
+import { type DecoderEvent, type DelayKind, type Direction, stamp } from "../domain/Event.js"
+import type { ConnectionObserver } from "../services/Decoder.js"
+import type { ConnectionDelays } from "../services/DelayPolicy.js"
+import type { SessionClockService } from "../services/SessionClock.js"
+import type { ConnectionRecorder } from "../services/Store.js"
+import type { ConnectionThrottle } from "../services/Throttle.js"
+import type { Hold, RelayObserver } from "./Relay.js"
+
+/**
+ * Holds for `delay`, recorded as DelayStart/DelayEnd so injected time reads apart from Tor's
+ * own; an HTTP delay names the exchange it holds.
+ */
+export const delayed = (
+  recorder: ConnectionRecorder,
+  clock: SessionClockService,
+  delay: DelayKind,
+  exchange: number | null,
+  duration: Duration.Duration
+): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const ms = Duration.toMillis(duration)
+    recorder.record(stamp(clock.unsafeNow(), { type: "DelayStart", delay, ms, exchange }))
+    return Effect.map(Effect.sleep(duration), () => {
+      recorder.record(stamp(clock.unsafeNow(), { type: "DelayEnd", delay, ms, exchange }))
+    })
+  })
+
+export interface MeterParts {
+  readonly recorder: ConnectionRecorder
+  readonly clock: SessionClockService
+  readonly decoder: ConnectionObserver
+  readonly throttle: ConnectionThrottle
+  /** Draws each HTTP request's hold; undefined when no HTTP delay is set. */
+  readonly httpDelay: ConnectionDelays["httpRequest"]
+}
+
+/** A connection's meter: the relay's one question per chunk, and the end of each direction. */
+export const makeMeter = ({ clock, decoder, httpDelay, recorder, throttle }: MeterParts): RelayObserver => {
+  let protocol: ConnectionProtocol = "pending"
+  const recordAll = (events: ReadonlyArray<DecoderEvent>, time: number) => {
+    for (const event of events) recorder.record(stamp(time, event))
+    const now = decoder.protocol()
+    if (now !== protocol) recorder.setProtocol(protocol = now)
+  }
+  const holdRequest = (delay: Effect.Effect<Duration.Duration>, exchange: number) =>
+    Effect.flatMap(delay, (duration) => delayed(recorder, clock, "http", exchange, duration))
+
+  return {
+    now: clock.unsafeNow,
+    chunk: (direction, chunk, arrivedAt) => {
+      recorder.addBytes(direction, chunk.length)
+      const events = decoder.feed(direction, chunk)
+      if (events.length > 0 || protocol === "pending") recordAll(events, arrivedAt)
+      const throttled = throttle.take(direction, chunk.length)
+      // The common case, nothing held, allocates nothing.
+      if (throttled === undefined && (httpDelay === undefined || direction === "down" || events.length === 0)) return undefined
+      let holds: Array<Hold> | undefined = throttled === undefined ? undefined : [{ at: 0, release: Effect.sleep(throttled) }]
+      if (httpDelay !== undefined && direction === "up") {
+        for (const event of events) {
+          if (event.type !== "HttpRequestStart") continue
+          ;(holds ??= []).push({ at: event.offset, release: holdRequest(httpDelay, event.exchange) })
+        }
+      }
+      return holds
+    },
+    ended: (direction) => recordAll(decoder.end(direction), clock.unsafeNow())
+  }
+}

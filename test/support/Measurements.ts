@@ -1,0 +1,88 @@
+/**
+ * Connections built from typed events for page tests: the facts go through
+ * `stamp`, so every `detail` is made by the real event model, never typed by
+ * hand. HTTP events can also come from the real decoder (`httpExchange`).
+ */
+import type { Connection } from "../../src/domain/Connection.js"
+import { type ConnectionEvent, type DecoderEvent, type EventFacts, stamp } from "../../src/domain/Event.js"
+import { feedHttp, initialHttpDecoder } from "../../src/domain/HttpDecoder.js"
+
+export type Timed = readonly [number, EventFacts | DecoderEvent]
+
+/** A connection with these events (stamped at their times); state and close follow the events. */
+export const connectionWith = (
+  id: number,
+  host: string,
+  events: ReadonlyArray<Timed>,
+  overrides: Partial<Connection> = {}
+): Connection => {
+  const built: Array<ConnectionEvent> = events.map(([time, facts]) => stamp(time, facts))
+  const close = built.find((e) => e.type === "ConnectionClose")
+  return {
+    id,
+    client: "127.0.0.1:50000",
+    host,
+    port: 80,
+    socksVersion: 5,
+    command: "connect",
+    isolation: null,
+    upstream: "socks5://127.0.0.1:9050",
+    state: close === undefined ? "open" : "closed",
+    protocol: "http",
+    openedAt: built[0]?.time ?? 0,
+    closedAt: close?.time ?? null,
+    closedBy: close === undefined ? null : "server",
+    bytesUp: 100,
+    bytesDown: 1000,
+    events: built,
+    eventsCut: 0,
+    error: null,
+    ...overrides
+  }
+}
+
+export const socksRequest = (host: string, port = 80): EventFacts =>
+  ({ type: "SocksRequestStart", host, port, command: "connect", version: 5 })
+
+export const socksReply = (reply = 0, replyName = "succeeded"): EventFacts =>
+  ({ type: "SocksResponseEnd", reply, replyName, address: null })
+
+export const closed = (bytesUp = 100, bytesDown = 1000, closedBy: "client" | "server" | null = "server"): EventFacts =>
+  ({ type: "ConnectionClose", closedBy, bytesUp, bytesDown })
+
+export const delayStart = (delay: "socks" | "http", ms: number, exchange: number | null = null): EventFacts =>
+  ({ type: "DelayStart", delay, ms, exchange })
+
+export const delayEnd = (delay: "socks" | "http", ms: number, exchange: number | null = null): EventFacts =>
+  ({ type: "DelayEnd", delay, ms, exchange })
+
+export const tlsClientHello = (sni: string | null, alpn: ReadonlyArray<string> = ["h2"]): EventFacts =>
+  ({ type: "TlsClientHello", sni, alpn, versions: ["TLS 1.3"] })
+
+export const decodeError = (
+  _tag: "HttpParseError" | "TlsParseError" | "SocksParseError",
+  message: string,
+  reason = "HeaderLine"
+): EventFacts => ({ type: "DecodeError", error: { _tag, reason, message, offset: null } })
+
+/**
+ * The events the real HTTP decoder reports for a request and its response, at the given
+ * times: [request start/end time, response start time, response end time].
+ */
+export const httpExchange = (
+  request: string,
+  response: string,
+  times: readonly [number, number, number],
+  state = initialHttpDecoder
+): { readonly events: Array<Timed>; readonly state: typeof initialHttpDecoder } => {
+  const [up, requestEvents] = feedHttp(state, "up", Buffer.from(request, "latin1"))
+  const [down, responseEvents] = feedHttp(up, "down", Buffer.from(response, "latin1"))
+  const [requestAt, responseAt, responseEndAt] = times
+  return {
+    events: [
+      ...requestEvents.map((event): Timed => [requestAt, event]),
+      ...responseEvents.map((event): Timed => [event.type === "HttpResponseEnd" ? responseEndAt : responseAt, event])
+    ],
+    state: down
+  }
+}
