@@ -43,7 +43,7 @@ describe("HTTPS and privacy", () => {
         request.end()
       })
       expect(body).toBe("secret page")
-      const recorded = yield* eventually(Effect.map(mitm.connections, (all) => all[0]?.events.some((e) => e.type === "TlsApplicationData" && e.detail.endsWith("down")) ? all[0] : undefined))
+      const recorded = yield* eventually(Effect.map(mitm.connections, (all) => all[0]?.events.some((e) => e.type === "TlsApplicationData" && e.direction === "down") ? all[0] : undefined))
       expect(recorded.protocol).toBe("tls")
       const hello = recorded.events.find((e) => e.type === "TlsClientHello")!
       const serverHello = recorded.events.find((e) => e.type === "TlsServerHello")!
