@@ -37,12 +37,10 @@ export const make: Effect.Effect<ThrottleService, never, SettingsStore> = Effect
   const clock = yield* Effect.clock
   const total = { up: makeBucket(clock), down: makeBucket(clock) }
   const limited = ({ bandwidth, bandwidthTotal }: Settings) => bandwidth !== 0 || bandwidthTotal !== 0
-  const active = () => limited(settings.unsafeCurrent())
   return {
     forConnection: () => {
       const own = { up: makeBucket(clock), down: makeBucket(clock) }
       return {
-        active,
         take: (direction: Direction, bytes: number) => {
           const current = settings.unsafeCurrent()
           if (!limited(current)) return undefined

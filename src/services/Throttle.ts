@@ -7,8 +7,6 @@ import { Context, type Duration } from "effect"
 import type { Direction } from "../domain/Event.js"
 
 export interface ConnectionThrottle {
-  /** Whether a limit is set now: only then may `take` make a chunk wait. */
-  readonly active: () => boolean
   /**
    * Takes `bytes` from the buckets of `direction` and says how long the chunk must
    * wait before it goes on; undefined when it may go now (no limit, or tokens left).
