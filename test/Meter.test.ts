@@ -10,6 +10,7 @@ import type { ConnectionEvent, Direction } from "../src/domain/Event.js"
 import { makeMeter } from "../src/layers/Meter.js"
 import { observe } from "../src/layers/ProtocolDecoder.js"
 import * as SessionClockLive from "../src/layers/SessionClockLive.js"
+import { planned } from "../src/layers/SettingsDelayPolicy.js"
 import type { ConnectionRecorder } from "../src/services/Store.js"
 import type { ConnectionThrottle } from "../src/services/Throttle.js"
 
@@ -61,7 +62,7 @@ describe("the meter", () => {
         clock,
         decoder: observe(),
         throttle: noThrottle,
-        httpDelay: Effect.succeed(Duration.millis(300))
+        httpDelay: Effect.succeed(planned(Duration.millis(300)))
       })
       const two = chunk("GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n")
       const holds = meter.chunk("up", two, 0)!
@@ -93,7 +94,7 @@ describe("the meter", () => {
     Effect.gen(function*() {
       const clock = yield* SessionClockLive.make
       const { recorder } = recording()
-      const meter = makeMeter({ recorder, clock, decoder: observe(), throttle: noThrottle, httpDelay: Effect.succeed(Duration.seconds(1)) })
+      const meter = makeMeter({ recorder, clock, decoder: observe(), throttle: noThrottle, httpDelay: Effect.succeed(planned(Duration.seconds(1))) })
       const holds = meter.chunk("up", chunk("POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n"), 0)
       expect(holds?.length).toBe(1)
       expect(meter.chunk("up", chunk("0123456789"), 0)).toBeUndefined()

@@ -3,7 +3,7 @@
  * place, real loopback traffic is stamped with exactly the test clock's time.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, TestClock, TestServices } from "effect"
+import { Effect, Fiber, Random, TestClock, TestServices } from "effect"
 import { eventually, httpOrigin, startMitm, tcpServer } from "./support/Loopback.js"
 import { socks5Open } from "./support/SocksClient.js"
 
@@ -59,6 +59,61 @@ describe("recorded times", () => {
         ["DelayStart", 0],
         ["DelayEnd", 0.4],
         ["SocksResponseEnd", 0.4]
+      ])
+    }))
+
+  it.scoped("a range draws each SOCKS delay from the seeded Random service, and its Schedule holds exactly that long", () =>
+    Effect.gen(function*() {
+      const expected = yield* Effect.withRandom(Random.nextRange(200, 800), Random.make("slow tor"))
+      const origin = yield* httpOrigin((_request, response) => response.end("ranged"))
+      const mitm = yield* Effect.withRandom(
+        startMitm({ upstream: { _tag: "Direct" }, socksDelay: { _tag: "Range", minMillis: 200, maxMillis: 800 } }),
+        Random.make("slow tor")
+      )
+      const opening = yield* Effect.fork(socks5Open(mitm.proxy.port, "127.0.0.1", origin.port))
+      const held = yield* TestServices.provideLive(
+        eventually(Effect.map(mitm.connections, (all) => all[0]?.events.find((e) => e.type === "DelayStart")))
+      )
+      expect(held).toMatchObject({ delay: "socks", time: 0 })
+      expect("ms" in held && held.ms).toBeCloseTo(expected, 5)
+      yield* TestClock.adjust(Math.floor(expected))
+      expect((yield* mitm.connections)[0].events.map((e) => e.type)).toEqual(["SocksRequestStart", "DelayStart"])
+      yield* TestClock.adjust("1 millis")
+      const { reply } = yield* Fiber.join(opening)
+      expect(reply[1]).toBe(0x00)
+      const released = (yield* mitm.connections)[0].events.find((e) => e.type === "DelayEnd")!
+      expect(released.time).toBeCloseTo(expected / 1000, 5)
+    }))
+
+  it.scoped("per-host rules: the first matching rule decides each connection's SOCKS delay, no match no delay", () =>
+    Effect.gen(function*() {
+      const origin = yield* httpOrigin((_request, response) => response.end("per host"))
+      const mitm = yield* startMitm({
+        upstream: { _tag: "Direct" },
+        socksDelay: {
+          _tag: "PerHost",
+          rules: [
+            { pattern: "localhost", delay: { _tag: "Fixed", millis: 700 } },
+            { pattern: "*.test", delay: { _tag: "Fixed", millis: 50 } }
+          ]
+        }
+      })
+      // 127.0.0.1 matches no rule: it goes up at once.
+      const direct = yield* socks5Open(mitm.proxy.port, "127.0.0.1", origin.port)
+      expect(direct.reply[1]).toBe(0x00)
+      const opening = yield* Effect.fork(socks5Open(mitm.proxy.port, "localhost", origin.port))
+      yield* TestServices.provideLive(
+        eventually(Effect.map(mitm.connections, (all) => all[1]?.events.find((e) => e.type === "DelayStart")))
+      )
+      yield* TestClock.adjust("699 millis")
+      expect(opening.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 millis")
+      expect((yield* Fiber.join(opening)).reply[1]).toBe(0x00)
+      const [first, second] = yield* mitm.connections
+      expect(first.events.some((e) => e.type === "DelayStart")).toBe(false)
+      expect(second.events.filter((e) => e.type.startsWith("Delay")).map((e) => [e.type, e.time])).toEqual([
+        ["DelayStart", 0],
+        ["DelayEnd", 0.7]
       ])
     }))
 

@@ -79,10 +79,10 @@ describe("the session clock", () => {
 })
 
 describe("the delay policy", () => {
-  it.effect("a fixed SOCKS delay is exactly that long on the test clock", () =>
+  it.effect("a fixed SOCKS delay is a Schedule that waits exactly that long on the test clock", () =>
     Effect.gen(function*() {
       const delays = yield* DelayPolicy
-      const fiber = yield* Effect.fork(Effect.flatMap(delays.forConnection("example.com"), (d) => Effect.sleep(d.socks)))
+      const fiber = yield* Effect.fork(Effect.flatMap(delays.forConnection("example.com"), (d) => Effect.schedule(Effect.void, d.socks!.schedule)))
       yield* Effect.yieldNow()
       yield* TestClock.adjust("399 millis")
       expect(fiber.unsafePoll()).toBeNull()
@@ -96,7 +96,7 @@ describe("the delay policy", () => {
     Effect.gen(function*() {
       const delays = yield* DelayPolicy
       for (let i = 0; i < 50; i++) {
-        const millis = Duration.toMillis((yield* delays.forConnection("example.com")).socks)
+        const millis = Duration.toMillis((yield* delays.forConnection("example.com")).socks!.duration)
         expect(millis).toBeGreaterThanOrEqual(200)
         expect(millis).toBeLessThanOrEqual(800)
       }
@@ -110,7 +110,7 @@ describe("the delay policy's random source", () => {
     Effect.gen(function*() {
       const delays = yield* DelayPolicy
       const draws = (seed: string) =>
-        Effect.forEach([1, 2, 3, 4, 5], () => Effect.map(delays.forConnection("example.com"), (d) => Duration.toMillis(d.socks))).pipe(
+        Effect.forEach([1, 2, 3, 4, 5], () => Effect.map(delays.forConnection("example.com"), (d) => Duration.toMillis(d.socks!.duration))).pipe(
           Effect.withRandom(Random.make(seed))
         )
       const first = yield* draws("tor")

@@ -208,9 +208,7 @@ export const makeClientSession = (parts: SessionParts) => {
   const connect = (socket: net.Socket, route: UpstreamRoute, recorder: ConnectionRecorder, request: SocksRequest, rest: Uint8Array, own: { upstream?: net.Socket }) =>
     Effect.gen(function*() {
       const connectionDelays = yield* parts.delays.forConnection(request.host)
-      if (Duration.greaterThan(connectionDelays.socks, Duration.zero)) {
-        yield* delayed(recorder, clock, "socks", null, connectionDelays.socks)
-      }
+      if (connectionDelays.socks !== undefined) yield* delayed(recorder, clock, "socks", null, connectionDelays.socks)
       const opened = yield* Effect.either(route.connect(request))
       if (opened._tag === "Left") return yield* refused(socket, recorder, request, opened.left)
       const stream = opened.right

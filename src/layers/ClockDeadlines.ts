@@ -1,10 +1,10 @@
 /**
- * The live Deadlines: one fiber sleeps on the clock service (TestClock in
- * tests) and, each `resolution`, fires the deadlines that have passed.
+ * The live Deadlines: one fiber on a Schedule of the clock service (TestClock
+ * in tests) fires, each `resolution`, the deadlines that have passed.
  * Deadlines sit in buckets of one resolution each, so registering and
  * cancelling cost a set insert and delete.
  */
-import { Duration, Effect, Layer } from "effect"
+import { Duration, Effect, Layer, Schedule } from "effect"
 import { Deadlines, type DeadlinesService } from "../services/Deadlines.js"
 
 export const defaultResolution = Duration.seconds(1)
@@ -44,7 +44,7 @@ export const make = (resolution: Duration.Duration = defaultResolution) =>
         }
       }
     })
-    yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep(resolution), sweep)))
+    yield* Effect.forkScoped(Effect.schedule(sweep, Schedule.spaced(resolution)))
     return { schedule } satisfies DeadlinesService
   })
 

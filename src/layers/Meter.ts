@@ -8,27 +8,27 @@ import { Duration, Effect } from "effect"
 import type { ConnectionProtocol } from "../domain/Connection.js"
 import { type DecoderEvent, type DelayKind, type Direction, stamp } from "../domain/Event.js"
 import type { ConnectionObserver } from "../services/Decoder.js"
-import type { ConnectionDelays } from "../services/DelayPolicy.js"
+import type { ConnectionDelays, PlannedDelay } from "../services/DelayPolicy.js"
 import type { SessionClockService } from "../services/SessionClock.js"
 import type { ConnectionRecorder } from "../services/Store.js"
 import type { ConnectionThrottle } from "../services/Throttle.js"
 import type { Hold, RelayObserver } from "./Relay.js"
 
 /**
- * Holds for `delay`, recorded as DelayStart/DelayEnd so injected time reads apart from Tor's
- * own; an HTTP delay names the exchange it holds.
+ * Holds as the planned delay's Schedule says, recorded as DelayStart/DelayEnd so injected time
+ * reads apart from Tor's own; an HTTP delay names the exchange it holds.
  */
 export const delayed = (
   recorder: ConnectionRecorder,
   clock: SessionClockService,
   delay: DelayKind,
   exchange: number | null,
-  duration: Duration.Duration
+  plan: PlannedDelay
 ): Effect.Effect<void> =>
   Effect.suspend(() => {
-    const ms = Duration.toMillis(duration)
+    const ms = Duration.toMillis(plan.duration)
     recorder.record(stamp(clock.unsafeNow(), { type: "DelayStart", delay, ms, exchange }))
-    return Effect.map(Effect.sleep(duration), () => {
+    return Effect.map(Effect.schedule(Effect.void, plan.schedule), () => {
       recorder.record(stamp(clock.unsafeNow(), { type: "DelayEnd", delay, ms, exchange }))
     })
   })
@@ -50,8 +50,8 @@ export const makeMeter = ({ clock, decoder, httpDelay, recorder, throttle }: Met
     const now = decoder.protocol()
     if (now !== protocol) recorder.setProtocol(protocol = now)
   }
-  const holdRequest = (delay: Effect.Effect<Duration.Duration>, exchange: number) =>
-    Effect.flatMap(delay, (duration) => delayed(recorder, clock, "http", exchange, duration))
+  const holdRequest = (plan: Effect.Effect<PlannedDelay>, exchange: number) =>
+    Effect.flatMap(plan, (planned) => delayed(recorder, clock, "http", exchange, planned))
 
   return {
     now: clock.unsafeNow,

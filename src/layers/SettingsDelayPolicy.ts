@@ -1,22 +1,29 @@
 /**
- * The delay policy of the settings in force: fixed delays as they are, ranges
- * drawn uniformly from Effect's Random service (which tests fix).
+ * The delay policy of the settings in force: the first per-host rule that
+ * matches, a fixed delay as it is or a range drawn uniformly from Effect's
+ * Random service (which tests seed), each held by a one-shot Schedule.
  */
-import { Duration, Effect, Layer, Random } from "effect"
+import { Duration, Effect, Layer, Random, Schedule } from "effect"
 import { type Delay, delayFor } from "../domain/Settings.js"
-import { DelayPolicy, type DelayPolicyService } from "../services/DelayPolicy.js"
+import { DelayPolicy, type DelayPolicyService, type PlannedDelay } from "../services/DelayPolicy.js"
 import { SettingsStore } from "../services/Settings.js"
 
-export const draw = (delay: Delay): Effect.Effect<Duration.Duration> => {
+/** A hold of `duration`: a Schedule that recurs once, after that long. */
+export const planned = (duration: Duration.Duration): PlannedDelay => ({ duration, schedule: Schedule.fromDelay(duration) })
+
+/** The hold a delay setting asks for now; undefined for none. */
+export const draw = (delay: Delay): Effect.Effect<PlannedDelay | undefined> => {
   switch (delay._tag) {
     case "None":
-      return Effect.succeed(Duration.zero)
+      return Effect.succeed(undefined)
     case "Fixed":
-      return Effect.succeed(Duration.millis(delay.millis))
+      return Effect.succeed(delay.millis === 0 ? undefined : planned(Duration.millis(delay.millis)))
     case "Range":
-      return Effect.map(Random.nextRange(delay.minMillis, delay.maxMillis), Duration.millis)
+      return Effect.map(Random.nextRange(delay.minMillis, delay.maxMillis), (millis) => planned(Duration.millis(millis)))
   }
 }
+
+const noHold = planned(Duration.zero)
 
 export const make: Effect.Effect<DelayPolicyService, never, SettingsStore> = Effect.map(
   SettingsStore,
@@ -26,7 +33,7 @@ export const make: Effect.Effect<DelayPolicyService, never, SettingsStore> = Eff
         const http = delayFor(current.httpDelay, host)
         return Effect.map(draw(delayFor(current.socksDelay, host)), (socks) => ({
           socks,
-          httpRequest: http._tag === "None" ? undefined : draw(http)
+          httpRequest: http._tag === "None" ? undefined : Effect.map(draw(http), (hold) => hold ?? noHold)
         }))
       })
   })
