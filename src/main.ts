@@ -5,14 +5,15 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Console, Effect, Either, Layer, Option } from "effect"
 import * as net from "node:net"
 import { formatHostPort, isLoopback } from "./domain/Address.js"
-import { parseFlags } from "./domain/Flags.js"
+import { parseFlags, torControlAddress } from "./domain/Flags.js"
 import { formatUpstream, type UpstreamTarget } from "./domain/Settings.js"
 import * as App from "./layers/App.js"
 import * as HarOnExit from "./layers/HarOnExit.js"
 import { Proxy } from "./services/Proxy.js"
 import { ReportServer } from "./services/ReportServer.js"
+import { TorControl, type TorStatus } from "./services/TorControl.js"
 
-const parsed = parseFlags(process.argv.slice(2))
+const parsed = parseFlags(process.argv.slice(2), process.env)
 if (Either.isLeft(parsed)) {
   process.stderr.write(`mitm: ${parsed.left.message}\n`)
   process.exit(2)
@@ -40,6 +41,36 @@ const probeUpstream = (target: UpstreamTarget): Effect.Effect<string> =>
       return Effect.sync(() => socket.destroy())
     })
 
+const torControl = torControlAddress(flags)
+
+/** Waits (at most 2 s) for the control port's first outcome; measuring never waits for it. */
+const settledTorStatus = Effect.gen(function*() {
+  const tor = yield* TorControl
+  for (let waited = 0; waited < 2000; waited += 100) {
+    const status = yield* tor.status
+    if (status.control !== "unreachable" || status.error !== "not connected yet") return status
+    yield* Effect.sleep("100 millis")
+  }
+  return yield* tor.status
+})
+
+/** One line on Tor's control port; none when `auto` finds nothing there (SPEC §7). */
+const torLine = (status: TorStatus): string | undefined => {
+  const where = status.address ?? "off"
+  switch (status.control) {
+    case "connected":
+      return `mitm: Tor control port ${where}: connected (Tor ${status.version ?? "?"}); circuits are measured`
+    case "auth-failed":
+      return `mitm: Tor control port ${where} refused authentication (${status.error}); circuits are not shown, relaying is unaffected`
+    case "unreachable":
+      return flags.torControl === "auto"
+        ? undefined
+        : `mitm: Tor control port ${where} is not reachable (${status.error}); retried in the background, circuits are not shown meanwhile`
+    case "off":
+      return flags.torControl === "off" ? "mitm: Tor control port off (--tor-control off): circuits are not shown" : undefined
+  }
+}
+
 const announce = Effect.gen(function*() {
   const proxy = yield* Proxy
   const report = yield* ReportServer
@@ -59,9 +90,18 @@ const announce = Effect.gen(function*() {
       ? `mitm: report at http://mitm.proxy/ through the proxy (report port off)`
       : `mitm: report at http://${formatHostPort(report.address.host, report.address.port)}/ and http://mitm.proxy/ through the proxy`
   )
+  const line = torLine(yield* settledTorStatus)
+  if (line !== undefined) yield* Console.log(line)
 })
 
-const app = App.layer({ listen: flags.listen, report: flags.report, settings: flags.settings, maxClients: flags.maxClients, allowRemoteClients: flags.allowRemoteClients })
+const app = App.layer({
+  listen: flags.listen,
+  report: flags.report,
+  settings: flags.settings,
+  maxClients: flags.maxClients,
+  allowRemoteClients: flags.allowRemoteClients,
+  torControl: { address: torControl, password: flags.torControlPassword }
+})
 
 const main = (flags.harOut === undefined ? Layer.empty : HarOnExit.layer(flags.harOut, App.version)).pipe(
   Layer.merge(Layer.effectDiscard(announce)),

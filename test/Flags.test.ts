@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Either } from "effect"
 import { isLoopback } from "../src/domain/Address.js"
-import { parseFlags } from "../src/domain/Flags.js"
+import { parseFlags, torControlAddress } from "../src/domain/Flags.js"
 import { defaultSettings } from "../src/domain/Settings.js"
 
 const run = (argv: Array<string>) => {
@@ -20,13 +20,27 @@ describe("command-line flags", () => {
       settings: defaultSettings,
       maxClients: 1024,
       harOut: undefined,
-      allowRemoteClients: false
+      allowRemoteClients: false,
+      torControl: "auto",
+      torControlPassword: undefined
     })
     expect(run(["--allow-remote-clients"]).allowRemoteClients).toBe(true)
     expect(isLoopback("127.0.0.1") && isLoopback("::1") && isLoopback("::ffff:127.0.0.1")).toBe(true)
     expect(isLoopback("192.168.1.2") || isLoopback("::ffff:10.0.0.1") || isLoopback("0.0.0.0")).toBe(false)
     expect(run(["--max-clients", "8"]).maxClients).toBe(8)
     expect(failure(["--max-clients", "0"])).toMatch(/^--max-clients: expected a whole number/)
+  })
+
+  it("the Tor control port: auto is the SOCKS upstream's port + 1 and off for direct; an address, off, and a password from the flag or the environment", () => {
+    expect(torControlAddress(run([]))).toEqual({ host: "127.0.0.1", port: 9051 })
+    expect(torControlAddress(run(["--upstream", "socks5://127.0.0.1:9150"]))).toEqual({ host: "127.0.0.1", port: 9151 })
+    expect(torControlAddress(run(["--upstream", "direct"]))).toBe("off")
+    expect(torControlAddress(run(["--tor-control", "127.0.0.2:7000"]))).toEqual({ host: "127.0.0.2", port: 7000 })
+    expect(torControlAddress(run(["--tor-control=off"]))).toBe("off")
+    expect(run(["--tor-control-password", "s3cret"]).torControlPassword).toBe("s3cret")
+    const fromEnv = parseFlags([], { MITM_TOR_CONTROL_PASSWORD: "from env" })
+    expect(Either.isRight(fromEnv) && fromEnv.right._tag === "Run" && fromEnv.right.flags.torControlPassword).toBe("from env")
+    expect(failure(["--tor-control", "nine"])).toMatch(/^--tor-control: expected HOST:PORT, auto or off/)
   })
 
   it("every flag is taken, in both --flag value and --flag=value forms", () => {

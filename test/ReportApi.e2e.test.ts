@@ -5,6 +5,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as http from "node:http"
+import { connectionJson } from "../src/domain/Connection.js"
 import { eventually, httpOrigin, startMitm } from "./support/Loopback.js"
 import { socks5Open } from "./support/SocksClient.js"
 
@@ -229,7 +230,7 @@ describe("the report's JSON API", () => {
       expect(list.headers["content-type"]).toMatch(/application\/json/)
       const connections = JSON.parse(list.body) as Array<{ id: number }>
       expect(connections.map((c) => c.id)).toEqual(Array.from({ length: count }, (_, k) => k + 1))
-      expect(connections).toEqual(JSON.parse(JSON.stringify(yield* mitm.connections)))
+      expect(connections).toEqual(JSON.parse(JSON.stringify((yield* mitm.connections).map((c) => connectionJson(c)))))
 
       const har = yield* request(mitm.report.port, "GET", "/har", { headers: host })
       expect(har.status).toBe(200)

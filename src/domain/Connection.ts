@@ -4,6 +4,7 @@
  */
 import type { ConnectionEvent, SocksCommandName } from "./Event.js"
 import { exchangeJson, exchanges } from "./Exchange.js"
+import type { TorAttribution } from "./TorCircuits.js"
 
 export type ConnectionState = "open" | "closed" | "failed"
 export type ConnectionProtocol = "http" | "tls" | "unknown" | "pending"
@@ -53,10 +54,11 @@ export interface ServerStats {
   readonly totalConnectionTime: number | null
 }
 
-/** A connection as the JSON API shows it (SPEC §3, §6): its fields, typed events, and exchanges. */
-export const connectionJson = (connection: Connection) => ({
+/** A connection as the JSON API shows it (SPEC §3, §6, §7): its fields, typed events, exchanges, and Tor's stream and circuit. */
+export const connectionJson = (connection: Connection, tor: TorAttribution | null = null) => ({
   ...connection,
-  exchanges: exchanges(connection).map(exchangeJson)
+  exchanges: exchanges(connection).map(exchangeJson),
+  tor
 })
 
 const roundMillis = (seconds: number): number => Math.round(seconds * 1000) / 1000

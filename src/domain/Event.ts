@@ -157,6 +157,25 @@ export interface ConnectionClose {
   readonly bytesDown: number
 }
 
+/** Tor attached the connection's stream to a circuit (SPEC §7). */
+export interface TorStreamAttached {
+  readonly type: "TorStreamAttached"
+  readonly stream: string
+  readonly circuit: string
+  /** The path's nicknames, guard first. */
+  readonly path: ReadonlyArray<string>
+}
+
+/** Tor gave up on the connection's stream. */
+export interface TorStreamFailed {
+  readonly type: "TorStreamFailed"
+  readonly stream: string
+  /** Tor's REASON, e.g. `CANT_ATTACH`, `TIMEOUT`. */
+  readonly reason: string | null
+  /** The exit's REMOTE_REASON. */
+  readonly remoteReason: string | null
+}
+
 /** What is known of an event before the clock stamps it. */
 export type EventFacts =
   | SocksRequestStart
@@ -174,6 +193,8 @@ export type EventFacts =
   | DelayStart
   | DelayEnd
   | DecodeError
+  | TorStreamAttached
+  | TorStreamFailed
   | ConnectionClose
 
 export type EventType = EventFacts["type"]
@@ -195,6 +216,8 @@ export const eventTypes: ReadonlyArray<EventType> = [
   "DelayStart",
   "DelayEnd",
   "DecodeError",
+  "TorStreamAttached",
+  "TorStreamFailed",
   "ConnectionClose"
 ]
 
@@ -260,6 +283,10 @@ export const detailOf = (facts: EventFacts): string => {
       return `${facts.delay === "socks" ? "SOCKS connect" : "HTTP request"} released`
     case "DecodeError":
       return `${facts.error._tag}: ${facts.error.message}`
+    case "TorStreamAttached":
+      return `circuit ${facts.circuit}${facts.path.length > 0 ? `: ${facts.path.join(" → ")}` : ""}`
+    case "TorStreamFailed":
+      return `stream ${facts.stream}: ${facts.reason ?? "failed"}${facts.remoteReason === null ? "" : ` (remote ${facts.remoteReason})`}`
     case "ConnectionClose":
       return `${facts.closedBy === null ? "closed by MITM" : `closed by ${facts.closedBy}`}, ${facts.bytesUp} bytes up, ${facts.bytesDown} bytes down`
   }

@@ -30,6 +30,17 @@ export interface Flags {
   readonly harOut: string | undefined
   /** Serve clients from beyond loopback (only with a non-loopback --listen/--report). */
   readonly allowRemoteClients: boolean
+  /** Tor's control port (SPEC §7): an address, `auto` (the SOCKS upstream's port + 1), or off. */
+  readonly torControl: ListenFlag | "auto" | "off"
+  /** For HashedControlPassword; `--tor-control-password` or MITM_TOR_CONTROL_PASSWORD. */
+  readonly torControlPassword: string | undefined
+}
+
+/** Where `--tor-control` points: with `auto`, the SOCKS upstream's port + 1 (9050 → 9051), or off for direct. */
+export const torControlAddress = (flags: Pick<Flags, "torControl" | "settings">): ListenFlag | "off" => {
+  if (flags.torControl !== "auto") return flags.torControl
+  const upstream = flags.settings.upstream
+  return upstream._tag === "Direct" || upstream.port >= 65535 ? "off" : { host: upstream.host, port: upstream.port + 1 }
 }
 
 export type FlagsResult =
@@ -74,6 +85,10 @@ MITM, Monitor In The Middle: a measuring SOCKS proxy between a browser and Tor.
   --bandwidth-total RATE     shared by all connections, each direction          [${formatRate(defaultSettings.bandwidthTotal)}]
   --max-clients N            client connections served at once; more get a SOCKS failure reply  [${defaults.maxClients}]
   --har-out FILE             write the measurements as HAR to FILE on exit (atomically)
+  --tor-control HOST:PORT|auto|off  Tor's control port, read only, for circuits  [auto: the
+                             SOCKS upstream's port + 1, e.g. 9051; silent if nothing answers]
+  --tor-control-password PASS  for HashedControlPassword (or MITM_TOR_CONTROL_PASSWORD);
+                             without it: NULL, SAFECOOKIE or COOKIE auth as Tor offers
   --allow-remote-clients     serve clients that are not on this machine (otherwise refused,
                              even when listening beyond loopback)
   --help                     this text
@@ -90,7 +105,12 @@ const listenValue = (flag: string, value: string, allowOff: boolean): Either.Eit
     : Either.right(address)
 }
 
-export const parseFlags = (argv: ReadonlyArray<string>): Either.Either<FlagsResult, FlagError> => {
+export const parseFlags = (
+  argv: ReadonlyArray<string>,
+  env: Readonly<Record<string, string | undefined>> = {}
+): Either.Either<FlagsResult, FlagError> => {
+  let torControl: Flags["torControl"] = "auto"
+  let torControlPassword: string | undefined = env.MITM_TOR_CONTROL_PASSWORD
   let listen: ListenFlag = defaults.listen
   let report: ListenFlag | undefined = defaults.report
   let maxClients = defaults.maxClients
@@ -106,10 +126,27 @@ export const parseFlags = (argv: ReadonlyArray<string>): Either.Either<FlagsResu
     }
     const equals = argument.indexOf("=")
     const flag = argument.startsWith("--") && equals > 0 ? argument.slice(0, equals) : argument
-    const known = flag === "--listen" || flag === "--report" || flag === "--max-clients" || flag === "--har-out" || flag in settingFlags
+    const known = flag === "--listen" || flag === "--report" || flag === "--max-clients" || flag === "--har-out" ||
+      flag === "--tor-control" || flag === "--tor-control-password" || flag in settingFlags
     if (!known) return Either.left(new FlagError(`${argument}: unknown flag; see --help`))
     const value = equals > 0 && argument.startsWith("--") ? argument.slice(equals + 1) : argv[++index]
     if (value === undefined) return Either.left(new FlagError(`${flag}: needs a value (${describeFlag(flag)})`))
+    if (flag === "--tor-control") {
+      if (value === "auto" || value === "off") {
+        torControl = value
+        continue
+      }
+      const address = parseHostPort(value)
+      if (address === undefined) {
+        return Either.left(new FlagError(`--tor-control: expected HOST:PORT, auto or off (e.g. 127.0.0.1:9051), got ${JSON.stringify(value)}`))
+      }
+      torControl = address
+      continue
+    }
+    if (flag === "--tor-control-password") {
+      torControlPassword = value
+      continue
+    }
     if (flag === "--har-out") {
       if (value.trim() === "") return Either.left(new FlagError(`--har-out: expected a file path`))
       harOut = value
@@ -139,7 +176,10 @@ export const parseFlags = (argv: ReadonlyArray<string>): Either.Either<FlagsResu
     const flag = Object.keys(settingFlags).find((name) => settingFlags[name] === settings.left.field) ?? settings.left.field
     return Either.left(new FlagError(`${flag}: expected ${accepts[settings.left.field as SettingsField]}, got ${JSON.stringify(patch[settings.left.field])}`))
   }
-  return Either.right({ _tag: "Run", flags: { listen, report, settings: settings.right, maxClients, harOut, allowRemoteClients } })
+  return Either.right({
+    _tag: "Run",
+    flags: { listen, report, settings: settings.right, maxClients, harOut, allowRemoteClients, torControl, torControlPassword }
+  })
 }
 
 const describeFlag = (flag: string): string =>
@@ -151,6 +191,10 @@ const describeFlag = (flag: string): string =>
     ? "a whole number"
     : flag === "--har-out"
     ? "a file path"
+    : flag === "--tor-control"
+    ? "HOST:PORT, auto or off"
+    : flag === "--tor-control-password"
+    ? "a password"
     : accepts[settingFlags[flag]]
 
 /** Loopback addresses are the default; anything else is an open proxy and gets a warning. */

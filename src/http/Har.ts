@@ -1,29 +1,40 @@
 /**
  * The measurements as an HTTP Archive (HAR 1.2): one entry per HTTP exchange, timed at
- * the SOCKS proxy. `connect` is the SOCKS setup (Tor's stream setup, with any SOCKS delay
- * MITM injected) for a connection's first request; `blocked` is MITM's injected HTTP delay.
+ * the SOCKS proxy. Entries are the connections' exchanges (`exchanges` in
+ * src/domain/Exchange.ts) with their request and response events; `connect` is the SOCKS
+ * setup (Tor's stream setup, with any SOCKS delay MITM injected) for a connection's first
+ * request, and `blocked` is the HTTP delay MITM injected into that exchange (SPEC §6).
  */
 import { isIP } from "node:net"
 import type { Connection } from "../domain/Connection.js"
-import type { ConnectionEvent } from "../domain/Event.js"
+import type { DecodeFailure, EventOf } from "../domain/Event.js"
+import { type Exchange, exchanges } from "../domain/Exchange.js"
+import type { TorAttribution } from "../domain/TorCircuits.js"
+import {
+  type HarCookie,
+  harHeaders,
+  harHeaderValue,
+  type HarNameValue,
+  headSize,
+  queryOf,
+  requestCookies,
+  responseCookies
+} from "./HarHeaders.js"
+
+export type { HarCookie, HarNameValue } from "./HarHeaders.js"
 
 export interface HarOptions {
   /** Wall-clock epoch milliseconds of session time 0. */
   readonly sessionStartMillis: number
   readonly creatorVersion: string
+  /** Tor's circuit of a connection, for the entries' `_tor` (SPEC §7); none when not given. */
+  readonly torOf?: (connectionId: number) => TorAttribution | null
 }
 
-export interface HarNameValue {
-  readonly name: string
-  readonly value: string
-}
-
-export interface HarCookie extends HarNameValue {
-  readonly path?: string
-  readonly domain?: string
-  readonly expires?: string
-  readonly httpOnly?: boolean
-  readonly secure?: boolean
+/** An entry's `_tor`: the circuit that carried its connection and the circuit's path. */
+export interface HarTor {
+  readonly circuit: string | null
+  readonly path: TorAttribution["path"]
 }
 
 /** Milliseconds; -1 where a phase does not apply (HAR allows that for blocked, dns, connect, ssl). */
@@ -48,13 +59,19 @@ export interface HarRequest {
   readonly bodySize: number
 }
 
+export interface HarContent {
+  readonly size: number
+  readonly mimeType: string
+  readonly comment?: string
+}
+
 export interface HarResponse {
   readonly status: number
   readonly statusText: string
   readonly httpVersion: string
   readonly cookies: ReadonlyArray<HarCookie>
   readonly headers: ReadonlyArray<HarNameValue>
-  readonly content: { readonly size: number; readonly mimeType: string; readonly comment?: string }
+  readonly content: HarContent
   readonly redirectURL: string
   readonly headersSize: number
   readonly bodySize: number
@@ -63,6 +80,10 @@ export interface HarResponse {
   readonly _error?: string
 }
 
+/**
+ * One exchange. Optional fields that do not apply are present as undefined, which
+ * JSON leaves out: every entry then has the same shape, which serializes faster.
+ */
 export interface HarEntry {
   readonly pageref: string
   readonly startedDateTime: string
@@ -72,12 +93,14 @@ export interface HarEntry {
   readonly cache: Record<string, never>
   readonly timings: HarTimings
   readonly serverIPAddress?: string
+  /** MITM's id of the connection. */
   readonly connection: string
   readonly comment?: string
   /** The target as the browser asked MITM for it, `host:port`. */
   readonly _socksHost: string
   readonly _upstream: string
   readonly _protocol: Connection["protocol"]
+  readonly _tor: HarTor | null
 }
 
 export interface HarPage {
@@ -97,6 +120,9 @@ export interface HarDocument {
   }
 }
 
+/** The log without its entries. */
+export type HarLogHead = Omit<HarDocument["log"], "entries">
+
 const pageId = "mitm"
 
 const logComment = "Times are measured at MITM, the SOCKS proxy between the browser and Tor, so every phase " +
@@ -108,329 +134,422 @@ const logComment = "Times are measured at MITM, the SOCKS proxy between the brow
 /** Seconds to milliseconds, at most 3 decimals, never -0. */
 const ms = (seconds: number): number => Math.round(seconds * 1e6) / 1e3 + 0
 
-const isoAt = (options: HarOptions, seconds: number): string =>
-  new Date(Math.round(options.sessionStartMillis + seconds * 1000)).toISOString()
-
-/** Header lines as received; an obsolete folded line continues the previous value. */
-const headersOf = (lines: ReadonlyArray<string> | undefined): Array<HarNameValue> => {
-  const headers: Array<{ name: string; value: string }> = []
-  for (const line of lines ?? []) {
-    const previous = headers[headers.length - 1]
-    if (/^[ \t]/.test(line) && previous !== undefined) {
-      previous.value = `${previous.value} ${line.trim()}`
-      continue
+/**
+ * Session seconds as ISO 8601 wall-clock time, for entries built in start order: one after
+ * another they mostly fall in the same second, so the text up to its milliseconds is kept.
+ */
+const isoClock = (options: HarOptions): (seconds: number) => string => {
+  let second = Number.NaN
+  let upToMillis = ""
+  return (seconds: number): string => {
+    const millis = Math.round(options.sessionStartMillis + seconds * 1000)
+    const now = Math.floor(millis / 1000)
+    if (now !== second) {
+      const iso = new Date(now * 1000).toISOString()
+      // Always `….mmmZ`, also for years beyond 9999.
+      upToMillis = iso.slice(0, iso.length - 4)
+      second = now
     }
-    const colon = line.indexOf(":")
-    headers.push(colon < 0 ? { name: line.trim(), value: "" } : { name: line.slice(0, colon).trim(), value: line.slice(colon + 1).trim() })
+    const rest = millis - now * 1000
+    return `${upToMillis}${rest < 10 ? "00" : rest < 100 ? "0" : ""}${rest}Z`
   }
-  return headers
 }
 
-/** `name` in lower case; names of another length are skipped without lower-casing them. */
-const isNamed = (header: HarNameValue, name: string): boolean =>
-  header.name.length === name.length && header.name.toLowerCase() === name
-
-const valuesOf = (headers: ReadonlyArray<HarNameValue>, name: string): Array<string> => {
-  const values: Array<string> = []
-  for (const header of headers) if (isNamed(header, name)) values.push(header.value)
-  return values
+/** What building the log and its entries needs besides the connections. */
+interface HarContext {
+  readonly options: HarOptions
+  readonly isoAt: (seconds: number) => string
 }
 
-const headerValue = (headers: ReadonlyArray<HarNameValue>, name: string): string | undefined => {
-  for (const header of headers) if (isNamed(header, name)) return header.value
-  return undefined
+const torOf = (connectionId: number, context: HarContext): HarTor | null => {
+  const tor = context.options.torOf?.(connectionId) ?? null
+  return tor === null ? null : { circuit: tor.circuit, path: tor.path }
 }
 
-/** Bytes of the start line, the header lines, their CRLFs and the blank line (captured as latin1). */
-const headersSize = (startLine: string, lines: ReadonlyArray<string> | undefined): number =>
-  (lines ?? []).reduce((size, line) => size + Buffer.byteLength(line, "latin1") + 2, Buffer.byteLength(startLine, "latin1") + 4)
+/** An injected delay: when it began and ended (end null while it still holds). */
+type Hold = NonNullable<Exchange["hold"]>
 
-/** The body size in a `HttpRequestEnd` / `HttpResponseEnd` detail (`"123 bytes"`), -1 when unknown. */
-const bodyBytes = (event: ConnectionEvent | undefined): number => {
-  const match = event === undefined ? null : /^(\d+) bytes/.exec(event.detail)
-  return match === null ? -1 : Number(match[1])
-}
-
-const splitPair = (pair: string, separator: string): HarNameValue => {
-  const at = pair.indexOf(separator)
-  return at < 0 ? { name: pair, value: "" } : { name: pair.slice(0, at), value: pair.slice(at + 1) }
-}
-
-const requestCookies = (headers: ReadonlyArray<HarNameValue>): Array<HarCookie> =>
-  valuesOf(headers, "cookie")
-    .flatMap((value) => value.split(";"))
-    .map((pair) => pair.trim())
-    .filter((pair) => pair !== "")
-    .map((pair) => splitPair(pair, "="))
-
-/** One cookie per `Set-Cookie`; `Max-Age` counts from when the response arrived. */
-const responseCookies = (headers: ReadonlyArray<HarNameValue>, receivedMillis: number): Array<HarCookie> =>
-  valuesOf(headers, "set-cookie").map((value) => {
-    const [first = "", ...attributes] = value.split(";")
-    const cookie: { -readonly [K in keyof HarCookie]: HarCookie[K] } = splitPair(first.trim(), "=")
-    let maxAge: number | undefined
-    for (const attribute of attributes) {
-      const { name, value: attributeValue } = splitPair(attribute.trim(), "=")
-      const key = name.toLowerCase()
-      if (key === "path") cookie.path = attributeValue
-      else if (key === "domain") cookie.domain = attributeValue
-      else if (key === "httponly") cookie.httpOnly = true
-      else if (key === "secure") cookie.secure = true
-      else if (key === "max-age" && /^-?\d+$/.test(attributeValue)) maxAge = Number(attributeValue)
-      else if (key === "expires") {
-        const date = Date.parse(attributeValue)
-        if (!Number.isNaN(date)) cookie.expires = new Date(date).toISOString()
-      }
-    }
-    if (maxAge !== undefined) {
-      const date = new Date(receivedMillis + maxAge * 1000)
-      if (!Number.isNaN(date.getTime())) cookie.expires = date.toISOString()
-    }
-    return cookie
-  })
-
-/** `host:port` with an IPv6 literal in brackets. */
-const authorityOf = (host: string, port: number | undefined): string => {
-  const name = isIP(host) === 6 ? `[${host}]` : host
-  return port === undefined ? name : `${name}:${port}`
-}
-
-/** Absolute-form targets as they are; otherwise `http://` + Host (or the SOCKS target) + target. */
-const urlOf = (connection: Connection, method: string, target: string, host: string | undefined): string => {
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(target)) return target
-  if (method === "CONNECT") return `http://${target}`
-  const authority = host ?? authorityOf(connection.host, connection.port === 80 ? undefined : connection.port)
-  return `http://${authority}${target.startsWith("/") ? target : `/${target}`}`
-}
-
-/** The query of a URL, decoded as a browser would; never throws on what was captured. */
-const queryOf = (url: string): Array<HarNameValue> => {
-  const question = url.indexOf("?")
-  if (question < 0) return []
-  const hash = url.indexOf("#", question)
-  const query = url.slice(question + 1, hash < 0 ? undefined : hash)
-  return Array.from(new URLSearchParams(query), ([name, value]) => ({ name, value }))
-}
-
-/** A request line `METHOD target HTTP/x.y`, tolerating a missing version. */
-const requestLineOf = (line: string) => {
-  const parts = line.split(" ")
-  const version = parts.length > 2 && parts[parts.length - 1].startsWith("HTTP/") ? parts.pop()! : ""
-  return { method: parts[0] ?? "", target: parts.slice(1).join(" "), version }
-}
-
-const statusLineOf = (line: string) => {
-  const match = /^(\S+) +(\d{3})(?: (.*))?$/.exec(line)
-  return match === null
-    ? { version: "", status: 0, reason: "" }
-    : { version: match[1], status: Number(match[2]), reason: match[3] ?? "" }
-}
-
-interface Held {
+/** A connection's SOCKS setup: the browser's request to MITM's reply, and the SOCKS delay MITM injected in it. */
+interface SocksSetup {
   readonly start: number
-  end: number | undefined
+  /** Null when MITM never replied. */
+  readonly end: number | null
+  readonly delay: Hold | null
 }
 
-/** A request on a connection, with what answered it, matched in order. */
-interface Exchange {
-  readonly request: ConnectionEvent
-  requestEnd?: ConnectionEvent
-  response?: ConnectionEvent
-  responseEnd?: ConnectionEvent
-  held?: Held
-}
-
-/** The decoder's events of a connection, gathered into exchanges and the SOCKS setup. */
-const exchangesOf = (events: ReadonlyArray<ConnectionEvent>) => {
-  const exchanges: Array<Exchange> = []
-  let requestEnds = 0
-  let responses = 0
-  let responseEnds = 0
-  let socksStart: number | undefined
-  let socksEnd: number | undefined
-  let socksDelay: Held | undefined
-  let open: Held | undefined
-  let decodeError: string | undefined
-  for (const event of events) {
+/** Read from the events up to MITM's SOCKS reply, which come before any HTTP. */
+const socksSetupOf = (connection: Connection): SocksSetup => {
+  let start: number | null = null
+  let delay: { start: number; end: number | null } | null = null
+  for (const event of connection.events) {
     switch (event.type) {
-      case "HttpRequestStart": {
-        const exchange: Exchange = { request: event }
-        exchanges.push(exchange)
-        continue
-      }
-      case "HttpRequestEnd":
-        if (requestEnds < exchanges.length) exchanges[requestEnds++].requestEnd = event
-        continue
-      case "HttpResponseStart":
-        if (responses < exchanges.length) exchanges[responses++].response = event
-        break
-      case "HttpResponseEnd":
-        if (responseEnds < responses) exchanges[responseEnds++].responseEnd = event
-        break
       case "SocksRequestStart":
-        socksStart ??= event.time
-        break
-      case "SocksResponseEnd":
-        socksEnd ??= event.time
+        start ??= event.time
         break
       case "DelayStart":
-        open = { start: event.time, end: undefined }
-        if (event.detail.startsWith("SOCKS")) socksDelay = open
-        else {
-          // The relay holds each request in turn, in request order, before it is answered:
-          // the first request not yet held nor answered.
-          const next = exchanges.find((exchange) =>
-            exchange.held === undefined && exchange.response === undefined && exchange.request.time <= event.time
-          )
-          if (next !== undefined) next.held = open
-        }
+        if (event.delay === "socks") delay = { start: event.time, end: null }
         break
       case "DelayEnd":
-        if (open !== undefined) open.end = event.time
-        open = undefined
+        if (event.delay === "socks" && delay !== null) delay.end = event.time
         break
-      case "DecodeError":
-        decodeError ??= event.detail
-        continue
+      case "SocksResponseEnd":
+        return { start: start ?? connection.openedAt, end: event.time, delay }
+      case "HttpRequestStart":
+        return { start: start ?? connection.openedAt, end: null, delay }
     }
   }
-  return { exchanges, socksStart, socksEnd, socksDelay, decodeError }
+  return { start: start ?? connection.openedAt, end: null, delay }
 }
 
-/** An entry not built yet: sorting needs only when it started, and building is the costly part. */
-interface Dated {
-  readonly start: number
-  readonly connectionId: number
-  readonly entry: () => HarEntry
+/** What the entries of one connection share, found once for all of them. */
+interface ConnectionEntries {
+  readonly connection: Connection
+  /** Its id as HAR's `connection` has it. */
+  readonly id: string
+  /** Its HTTP exchanges: one entry each, in start order. */
+  readonly exchanges: ReadonlyArray<Exchange>
+  /** The number of its first entry in the entry table. */
+  readonly first: number
+  /** The SOCKS setup in seconds, the first entry's `connect`; null when MITM never replied. */
+  readonly connect: number | null
+  readonly socksDelay: Hold | null
+  /** `host:port` as the browser asked for it, an IPv6 literal in brackets. */
+  readonly socksHost: string
+  readonly serverIPAddress: string | undefined
+  /** Its decoder's failure, looked for only when an entry has no response; undefined until then. */
+  failure: DecodeFailure | null | undefined
 }
 
-const entriesOf = (connection: Connection, options: HarOptions): Array<Dated> => {
-  const { decodeError, exchanges, socksDelay, socksEnd, socksStart = connection.openedAt } = exchangesOf(connection.events)
-  const lastTime = connection.closedAt ?? connection.events[connection.events.length - 1]?.time ?? connection.openedAt
-  return exchanges.map(({ held, request, requestEnd, response, responseEnd }, index): Dated => {
-    const connectSeconds = index === 0 && socksEnd !== undefined ? socksEnd - socksStart : undefined
-    // Starting connect before the request puts send, wait and receive where they happened.
-    const start = request.time - (connectSeconds ?? 0)
-    return {
-      start,
-      connectionId: connection.id,
-      entry: () => {
-        const { method, target, version } = requestLineOf(request.detail)
-        const requestHeaders = headersOf(request.headers)
-        const url = urlOf(connection, method, target, headerValue(requestHeaders, "host"))
-        const responseHeaders = headersOf(response?.headers)
-        const status = statusLineOf(response?.detail ?? "")
+/** A connection's entries, numbered from `first`; undefined when it has none (TLS, unknown, no request yet). */
+const connectionEntriesOf = (connection: Connection, first: number): ConnectionEntries | undefined => {
+  const all = exchanges(connection)
+  if (all.length === 0 || all[0].inferred) return undefined
+  const socks = socksSetupOf(connection)
+  const ip = isIP(connection.host)
+  return {
+    connection,
+    id: String(connection.id),
+    exchanges: all,
+    first,
+    connect: socks.end === null ? null : socks.end - socks.start,
+    socksDelay: socks.delay,
+    socksHost: ip === 6 ? `[${connection.host}]:${connection.port}` : `${connection.host}:${connection.port}`,
+    serverIPAddress: ip === 0 ? undefined : connection.host,
+    failure: undefined
+  }
+}
 
-        // A delay still holding the request when measurements stop lasts until then.
-        const heldUntil = held === undefined ? undefined : held.end ?? lastTime
-        const blockedSeconds = held === undefined ? 0 : heldUntil! - held.start
-        const sentAt = Math.max(requestEnd?.time ?? request.time, heldUntil ?? request.time)
-        const timings: HarTimings = {
-          blocked: held === undefined ? -1 : ms(blockedSeconds),
-          dns: -1,
-          connect: connectSeconds === undefined ? -1 : ms(connectSeconds),
-          ssl: -1,
-          send: requestEnd === undefined ? 0 : ms(Math.max(0, requestEnd.time - request.time - blockedSeconds)),
-          wait: response === undefined ? 0 : ms(Math.max(0, response.time - sentAt)),
-          receive: response === undefined || responseEnd === undefined ? 0 : ms(Math.max(0, responseEnd.time - response.time))
-        }
-        const time = ms(
-          [timings.blocked, timings.connect, timings.send, timings.wait, timings.receive]
-            .reduce((sum, t) => sum + Math.max(t, 0), 0) / 1000
-        )
+/** When a connection's measurements stop: a delay still holding lasts until then. */
+const lastTimeOf = (connection: Connection): number =>
+  connection.closedAt ?? connection.events[connection.events.length - 1]?.time ?? connection.openedAt
 
-        const missing = response !== undefined
-          ? undefined
-          : decodeError !== undefined
-          ? `the response was not decoded (${decodeError})`
-          : connection.state === "open"
-          ? "no response yet"
-          : connection.error ?? `the connection was closed by ${connection.closedBy ?? "MITM"} before a response`
-        const size = bodyBytes(responseEnd)
-        const encoding = headerValue(responseHeaders, "content-encoding")
-        const notes = [
-          ...(index === 0 && socksDelay !== undefined
-            ? [`connect includes ${ms((socksDelay.end ?? lastTime) - socksDelay.start)} ms of SOCKS delay injected by MITM`]
-            : []),
-          ...(held !== undefined ? [`blocked is the HTTP delay injected by MITM`] : [])
-        ]
-
-        const entry: HarEntry = {
-          pageref: pageId,
-          startedDateTime: isoAt(options, start),
-          time,
-          request: {
-            method,
-            url,
-            httpVersion: version,
-            cookies: requestCookies(requestHeaders),
-            headers: requestHeaders,
-            queryString: queryOf(url),
-            headersSize: headersSize(request.detail, request.headers),
-            bodySize: bodyBytes(requestEnd)
-          },
-          response: {
-            status: status.status,
-            statusText: status.reason,
-            httpVersion: status.version,
-            cookies: responseCookies(responseHeaders, options.sessionStartMillis + (response?.time ?? 0) * 1000),
-            headers: responseHeaders,
-            content: {
-              size: Math.max(size, 0),
-              mimeType: headerValue(responseHeaders, "content-type") ?? "",
-              ...(encoding !== undefined && encoding.toLowerCase() !== "identity" && size > 0
-                ? { comment: `size is of the ${encoding}-encoded body: MITM keeps no bodies and decompresses none` }
-                : {})
-            },
-            redirectURL: headerValue(responseHeaders, "location") ?? "",
-            headersSize: response === undefined ? -1 : headersSize(response.detail, response.headers),
-            bodySize: size,
-            ...(missing !== undefined ? { comment: missing } : {}),
-            ...(missing !== undefined && connection.state !== "open" ? { _error: missing } : {})
-          },
-          cache: {},
-          timings,
-          ...(isIP(connection.host) !== 0 ? { serverIPAddress: connection.host } : {}),
-          connection: String(connection.id),
-          ...(notes.length > 0 ? { comment: notes.join("; ") } : {}),
-          _socksHost: authorityOf(connection.host, connection.port),
-          _upstream: connection.upstream,
-          _protocol: connection.protocol
-        }
-        return entry
+/** The first decode failure on the connection, or null. */
+const failureOf = (source: ConnectionEntries): DecodeFailure | null => {
+  if (source.failure === undefined) {
+    source.failure = null
+    for (const event of source.connection.events) {
+      if (event.type === "DecodeError") {
+        source.failure = event.error
+        break
       }
     }
-  })
+  }
+  return source.failure
+}
+
+const timingsOf = (exchange: Exchange, connect: number | null, connection: Connection): HarTimings => {
+  const { hold, requestEnd, requestStart, response, responseEnd } = exchange
+  const heldUntil = hold === null ? requestStart : hold.end ?? lastTimeOf(connection)
+  const blocked = hold === null ? 0 : heldUntil - hold.start
+  const sentAt = Math.max(requestEnd ?? requestStart, heldUntil)
+  return {
+    blocked: hold === null ? -1 : ms(blocked),
+    dns: -1,
+    connect: connect === null ? -1 : ms(connect),
+    ssl: -1,
+    send: requestEnd === null ? 0 : ms(Math.max(0, requestEnd - requestStart - blocked)),
+    wait: response === null ? 0 : ms(Math.max(0, response.time - sentAt)),
+    receive: response === null || responseEnd === null ? 0 : ms(Math.max(0, responseEnd - response.time))
+  }
+}
+
+/** The whole entry's time: its phases that apply, added up. */
+const totalOf = (timings: HarTimings): number =>
+  ms((Math.max(timings.blocked, 0) + Math.max(timings.connect, 0) + timings.send + timings.wait + timings.receive) / 1000)
+
+/** `METHOD target HTTP/1.1`'s length, as the request line was received. */
+const requestLineLength = (request: EventOf<"HttpRequestStart">): number =>
+  request.method.length + 1 + request.target.length + (request.httpVersion === "" ? 0 : 1 + request.httpVersion.length)
+
+/** `HTTP/1.1 200 OK`'s length, as the status line was received. */
+const statusLineLength = (response: EventOf<"HttpResponseStart">): number =>
+  response.httpVersion.length + 1 + String(response.status).length + (response.reason === "" ? 0 : 1 + response.reason.length)
+
+const requestOf = (exchange: Exchange, request: EventOf<"HttpRequestStart">): HarRequest => {
+  const headers = harHeaders(request.headers)
+  const url = exchange.url ?? ""
+  return {
+    method: request.method,
+    url,
+    httpVersion: request.httpVersion,
+    cookies: requestCookies(headers),
+    headers,
+    queryString: queryOf(url),
+    headersSize: headSize(requestLineLength(request), request.headers),
+    bodySize: exchange.requestBodyBytes ?? -1
+  }
+}
+
+/** Why an exchange has no response, for people. */
+const missingOf = (source: ConnectionEntries): string => {
+  const failure = failureOf(source)
+  const { connection } = source
+  return failure !== null
+    ? `the response was not decoded (${failure._tag}: ${failure.message})`
+    : connection.state === "open"
+    ? "no response yet"
+    : connection.error ?? `the connection was closed by ${connection.closedBy ?? "MITM"} before a response`
+}
+
+/** Headers, cookies and sizes of a response that came. */
+const answeredOf = (exchange: Exchange, response: EventOf<"HttpResponseStart">, { options }: HarContext): HarResponse => {
+  const headers = harHeaders(response.headers)
+  const size = exchange.responseBodyBytes ?? -1
+  const encoding = harHeaderValue(headers, "content-encoding")
+  return {
+    status: response.status,
+    statusText: response.reason,
+    httpVersion: response.httpVersion,
+    cookies: responseCookies(headers, options.sessionStartMillis + response.time * 1000),
+    headers,
+    content: {
+      size: Math.max(size, 0),
+      mimeType: harHeaderValue(headers, "content-type") ?? "",
+      comment: encoding !== undefined && size > 0 && encoding.toLowerCase() !== "identity"
+        ? `size is of the ${encoding}-encoded body: MITM keeps no bodies and decompresses none`
+        : undefined
+    },
+    redirectURL: harHeaderValue(headers, "location") ?? "",
+    headersSize: headSize(statusLineLength(response), response.headers),
+    bodySize: size,
+    comment: undefined,
+    _error: undefined
+  }
+}
+
+/** The response HAR requires of an exchange that has none: status 0, and why in a comment. */
+const unansweredOf = (source: ConnectionEntries, exchange: Exchange): HarResponse => {
+  const missing = missingOf(source)
+  const size = exchange.responseBodyBytes ?? -1
+  return {
+    status: 0,
+    statusText: "",
+    httpVersion: "",
+    cookies: [],
+    headers: [],
+    content: { size: Math.max(size, 0), mimeType: "", comment: undefined },
+    redirectURL: "",
+    headersSize: -1,
+    bodySize: size,
+    comment: missing,
+    _error: source.connection.state === "open" ? undefined : missing
+  }
+}
+
+/** What MITM injected into this entry, for people; undefined when nothing. */
+const injectedOf = (source: ConnectionEntries, position: number, exchange: Exchange): string | undefined => {
+  const { socksDelay } = source
+  const socks = position === 0 && socksDelay !== null
+    ? `connect includes ${ms((socksDelay.end ?? lastTimeOf(source.connection)) - socksDelay.start)} ms of SOCKS delay injected by MITM`
+    : undefined
+  const http = exchange.hold === null ? undefined : "blocked is the HTTP delay injected by MITM"
+  return socks === undefined ? http : http === undefined ? socks : `${socks}; ${http}`
+}
+
+const entryOf = (source: ConnectionEntries, position: number, start: number, context: HarContext): HarEntry => {
+  const exchange = source.exchanges[position]
+  const { connection } = source
+  const timings = timingsOf(exchange, position === 0 ? source.connect : null, connection)
+  return {
+    pageref: pageId,
+    startedDateTime: context.isoAt(start),
+    time: totalOf(timings),
+    // An HTTP exchange always has its request event; only inferred ones lack it, and they make no entries.
+    request: requestOf(exchange, exchange.request!),
+    response: exchange.response === null ? unansweredOf(source, exchange) : answeredOf(exchange, exchange.response, context),
+    cache: {},
+    timings,
+    serverIPAddress: source.serverIPAddress,
+    connection: source.id,
+    comment: injectedOf(source, position, exchange),
+    _socksHost: source.socksHost,
+    _upstream: connection.upstream,
+    _protocol: connection.protocol,
+    _tor: torOf(connection.id, context)
+  }
 }
 
 /**
- * The HAR without its entries, and the entries in time order, each built when asked for:
- * the report streams a large HAR piece by piece, so no piece outlives its serialization.
+ * Every entry of some connections, numbered in connection order and within a connection in
+ * exchange order, with when each starts: what ordering and building entries read. Typed
+ * arrays of the exact size: growing large arrays entry by entry costs more than filling them.
  */
-export const harParts = (connections: ReadonlyArray<Connection>, options: HarOptions) => ({
-  log: {
-    version: "1.2" as const,
-    creator: { name: "MITM", version: options.creatorVersion },
-    pages: [{
-      id: pageId,
-      title: "MITM session",
-      startedDateTime: isoAt(options, 0),
-      pageTimings: { onContentLoad: -1, onLoad: -1 }
-    }],
-    comment: logComment
-  },
-  entries: connections
-    .flatMap((connection) => entriesOf(connection, options))
-    .sort((a, b) => a.start - b.start || a.connectionId - b.connectionId)
-    .map((dated) => dated.entry)
+interface EntryTable {
+  readonly sources: ReadonlyArray<ConnectionEntries>
+  /** Entry number → index of its connection in `sources`. */
+  readonly sourceOf: Int32Array
+  /** Entry number → when it starts: its request, less the SOCKS setup for a connection's first one. */
+  readonly starts: Float64Array
+  /** Source index → its connection's id, which orders entries that start at the same time. */
+  readonly ids: Float64Array
+}
+
+const entryTableOf = (connections: ReadonlyArray<Connection>): EntryTable => {
+  const sources: Array<ConnectionEntries> = []
+  let count = 0
+  for (const connection of connections) {
+    const source = connectionEntriesOf(connection, count)
+    if (source === undefined) continue
+    sources.push(source)
+    count += source.exchanges.length
+  }
+  const sourceOf = new Int32Array(count)
+  const starts = new Float64Array(count)
+  const ids = new Float64Array(sources.length)
+  for (let index = 0; index < sources.length; index++) {
+    const { connect, connection, exchanges, first } = sources[index]
+    ids[index] = connection.id
+    for (let position = 0; position < exchanges.length; position++) {
+      starts[first + position] = exchanges[position].requestStart
+      sourceOf[first + position] = index
+    }
+    starts[first] -= connect ?? 0
+  }
+  return { sources, sourceOf, starts, ids }
+}
+
+/** Entries, at most one per connection, by start (ties: the lower connection id first), the earliest on top. */
+class StartHeap {
+  private readonly items: Int32Array
+  size = 0
+
+  constructor(private readonly table: EntryTable) {
+    this.items = new Int32Array(table.sources.length)
+  }
+
+  get top(): number {
+    return this.items[0]
+  }
+
+  before(a: number, b: number): boolean {
+    const { ids, sourceOf, starts } = this.table
+    return starts[a] < starts[b] || (starts[a] === starts[b] && ids[sourceOf[a]] < ids[sourceOf[b]])
+  }
+
+  push(entry: number): void {
+    const { items } = this
+    let at = this.size++
+    while (at > 0) {
+      const parent = (at - 1) >> 1
+      if (!this.before(entry, items[parent])) break
+      items[at] = items[parent]
+      at = parent
+    }
+    items[at] = entry
+  }
+
+  /** Puts `entry` where the top was: it starts no earlier. */
+  replaceTop(entry: number): void {
+    const { items, size } = this
+    let at = 0
+    for (;;) {
+      let child = 2 * at + 1
+      if (child >= size) break
+      if (child + 1 < size && this.before(items[child + 1], items[child])) child++
+      if (!this.before(items[child], entry)) break
+      items[at] = items[child]
+      at = child
+    }
+    items[at] = entry
+  }
+
+  popTop(): void {
+    const last = this.items[--this.size]
+    if (this.size > 0) this.replaceTop(last)
+  }
+}
+
+/**
+ * The entry numbers in start order (ties: by connection id). A connection's own entries
+ * are in start order, and connections mostly begin in id order: so connections are sorted
+ * by their first entry (near-linear when they already are), and merged by a heap that
+ * holds one entry of each connection begun and not done, as many as were open at once.
+ */
+const startOrder = (table: EntryTable): Array<number> => {
+  const { sourceOf, sources, starts } = table
+  const firsts = new Int32Array(sources.length)
+  for (let index = 0; index < sources.length; index++) firsts[index] = sources[index].first
+  const heap = new StartHeap(table)
+  firsts.sort((a, b) => heap.before(a, b) ? -1 : heap.before(b, a) ? 1 : 0)
+  const order = new Array<number>(starts.length)
+  let begun = 0
+  for (let at = 0; at < order.length;) {
+    if (begun < firsts.length && (heap.size === 0 || heap.before(firsts[begun], heap.top))) {
+      heap.push(firsts[begun++])
+      continue
+    }
+    const entry = heap.top
+    order[at++] = entry
+    if (entry + 1 < starts.length && sourceOf[entry + 1] === sourceOf[entry]) heap.replaceTop(entry + 1)
+    else heap.popTop()
+  }
+  return order
+}
+
+/** The HAR of some connections, ready to be streamed entry by entry. */
+export interface HarIndex {
+  readonly log: HarLogHead
+  /** The entries in start order, as numbers for `entry`: cheap to hold, built one at a time. */
+  readonly entries: ReadonlyArray<number>
+  readonly entry: (entryNumber: number) => HarEntry
+}
+
+const logHead = ({ isoAt, options }: HarContext): HarLogHead => ({
+  version: "1.2",
+  creator: { name: "MITM", version: options.creatorVersion },
+  pages: [{
+    id: pageId,
+    title: "MITM session",
+    startedDateTime: isoAt(0),
+    pageTimings: { onContentLoad: -1, onLoad: -1 }
+  }],
+  comment: logComment
 })
 
+/**
+ * The HAR without its entries, and the entries in start order, each built when asked for:
+ * the report streams a large HAR piece by piece, so no entry outlives its serialization.
+ */
+export const harIndex = (connections: ReadonlyArray<Connection>, options: HarOptions): HarIndex => {
+  const table = entryTableOf(connections)
+  const { sourceOf, sources, starts } = table
+  const context: HarContext = { options, isoAt: isoClock(options) }
+  return {
+    log: logHead(context),
+    entries: startOrder(table),
+    entry: (entryNumber) => {
+      const source = sources[sourceOf[entryNumber]]
+      return entryOf(source, entryNumber - source.first, starts[entryNumber], context)
+    }
+  }
+}
+
 /** The HAR with its entries between the pages and the comment, where HAR viewers show them. */
-export const harWith = <E>(log: ReturnType<typeof harParts>["log"], entries: E) => ({
+export const harWith = <E>(log: HarLogHead, entries: E) => ({
   log: { version: log.version, creator: log.creator, pages: log.pages, entries, comment: log.comment }
 })
 
 export const toHar = (connections: ReadonlyArray<Connection>, options: HarOptions): HarDocument => {
-  const { entries, log } = harParts(connections, options)
-  return harWith(log, entries.map((entry) => entry()))
+  const { entries, entry, log } = harIndex(connections, options)
+  return harWith(log, entries.map(entry))
 }

@@ -13,7 +13,7 @@ import { Reporter } from "../services/Reporter.js"
 import { SettingsStore } from "../services/Settings.js"
 import { connectionBody, connectionLive } from "./ConnectionPage.js"
 import { guard, type Origins } from "./Guard.js"
-import { harParts, harWith } from "./Har.js"
+import { harIndex, harWith } from "./Har.js"
 import { html } from "./Html.js"
 import { fragment, page } from "./Layout.js"
 import { processStats } from "./ProcessStats.js"
@@ -145,12 +145,16 @@ export const makeRouter = (config: ReportAppConfig) =>
         const reporter = yield* Reporter
         const connections = yield* reporter.connections
         const start = (yield* reporter.sessionStartMillis) ?? 0
-        const { entries, log } = harParts(connections, { sessionStartMillis: start, creatorVersion: config.version })
+        const { entries, entry, log } = harIndex(connections, {
+          sessionStartMillis: start,
+          creatorVersion: config.version,
+          torOf: reporter.torOf
+        })
         const stamp = new Date(start).toISOString().replace(/[:.]/g, "-")
         // The entries are built and sent in pieces.
         return jsonStream(entries, {
           within: (marker) => harWith(log, marker),
-          build: (entry) => entry(),
+          build: entry,
           headers: { "content-disposition": `attachment; filename="mitm-${stamp}.har"` }
         })
       })
@@ -164,7 +168,9 @@ export const makeRouter = (config: ReportAppConfig) =>
     ),
     HttpRouter.get(
       "/api/connections",
-      Effect.flatMap(Reporter, (reporter) => Effect.map(reporter.connections, (connections) => jsonStream(connections, { build: connectionJson })))
+      Effect.flatMap(Reporter, (reporter) =>
+        Effect.map(reporter.connections, (connections) =>
+          jsonStream(connections, { build: (connection) => connectionJson(connection, reporter.torOf(connection.id)) })))
     ),
     HttpRouter.get(
       "/api/connections/:id",
@@ -172,8 +178,18 @@ export const makeRouter = (config: ReportAppConfig) =>
         const reporter = yield* Reporter
         const id = yield* connectionId
         const connection = id === undefined ? undefined : yield* reporter.connection(id)
-        return connection === undefined ? jsonError(404, "no connection with that id") : json(connectionJson(connection))
+        return connection === undefined
+          ? jsonError(404, "no connection with that id")
+          : json(connectionJson(connection, reporter.torOf(connection.id)))
       })
+    ),
+    HttpRouter.get(
+      "/api/tor",
+      Effect.flatMap(Reporter, (reporter) => Effect.map(reporter.torStatus, (status) => json(status)))
+    ),
+    HttpRouter.get(
+      "/api/circuits",
+      Effect.flatMap(Reporter, (reporter) => Effect.map(reporter.circuits, (circuits) => json(circuits)))
     ),
     HttpRouter.get(
       "/api/servers",

@@ -3,7 +3,8 @@
  * upstream, the report server and the SOCKS proxy. Tests build the same graph
  * with another Upstream or clock.
  */
-import { Layer } from "effect"
+import { Effect, Layer } from "effect"
+import { SessionClock } from "../services/SessionClock.js"
 import type { Settings } from "../domain/Settings.js"
 import type { Deadlines } from "../services/Deadlines.js"
 import type { ListenAddress } from "../services/ReportServer.js"
@@ -19,6 +20,7 @@ import * as SettingsLive from "./SettingsLive.js"
 import * as SocksProxy from "./SocksProxy.js"
 import * as StoreReporter from "./StoreReporter.js"
 import * as TokenBucketThrottle from "./TokenBucketThrottle.js"
+import * as TorControlPort from "./TorControlPort.js"
 import * as UpstreamFromSettings from "./UpstreamFromSettings.js"
 
 /** MITM's version, as the HAR's creator says it. */
@@ -33,6 +35,8 @@ export interface AppConfig {
   readonly maxClients?: number
   /** Serve SOCKS and report clients from beyond loopback (default: refuse them). */
   readonly allowRemoteClients?: boolean
+  /** Tor's control port to read circuits from (default off). */
+  readonly torControl?: { readonly address: ListenAddress | "off"; readonly password: string | undefined }
 }
 
 /** Everything but the upstream, which is one Layer to swap. */
@@ -40,9 +44,17 @@ export const layerWith = <E>(config: AppConfig, upstreamLayer: Layer.Layer<Upstr
   const settings = SettingsLive.layer(config.settings)
   const clock = SessionClockLive.layer
   const deadlines = ClockDeadlines.layer()
+  const torControl = config.torControl === undefined || config.torControl.address === "off"
+    ? TorControlPort.layerOff
+    : Layer.unwrapEffect(Effect.map(SessionClock, (sessionClock) =>
+      TorControlPort.layer({
+        address: config.torControl!.address as ListenAddress,
+        password: config.torControl!.password,
+        now: sessionClock.unsafeElapsed
+      }))).pipe(Layer.provide(clock))
   const upstream = upstreamLayer.pipe(Layer.provide(Layer.merge(settings, deadlines)))
   const store = InMemoryStore.layer.pipe(Layer.provide(settings))
-  const reporter = StoreReporter.layer.pipe(Layer.provide(Layer.merge(store, clock)))
+  const reporter = StoreReporter.layer.pipe(Layer.provide(Layer.mergeAll(store, clock, torControl)))
   const report = NodeReportServer.layer({ listen: config.report, version, allowRemoteClients: config.allowRemoteClients ?? false }).pipe(Layer.provide(Layer.merge(reporter, settings)))
   const proxy = SocksProxy.layer({
     listen: config.listen,
@@ -55,12 +67,13 @@ export const layerWith = <E>(config: AppConfig, upstreamLayer: Layer.Layer<Upstr
       deadlines,
       report,
       upstream,
+      torControl,
       ProtocolDecoder.layer,
       TokenBucketThrottle.layer.pipe(Layer.provide(settings)),
       SettingsDelayPolicy.layer.pipe(Layer.provide(settings))
     ))
   )
-  return Layer.mergeAll(proxy, report, reporter, settings, store, clock)
+  return Layer.mergeAll(proxy, report, reporter, settings, store, clock, torControl)
 }
 
 /** The running program: the upstream follows the settings (Tor/SOCKS5 or direct). */

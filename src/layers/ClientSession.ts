@@ -23,7 +23,9 @@ import type { ReportServerService } from "../services/ReportServer.js"
 import type { SessionClockService } from "../services/SessionClock.js"
 import type { ConnectionRecorder, StoreService } from "../services/Store.js"
 import type { ThrottleService } from "../services/Throttle.js"
-import type { UpstreamRoute, UpstreamService } from "../services/Upstream.js"
+import type { TorControlService } from "../services/TorControl.js"
+import { sourceAddress, type TorNotice } from "../domain/TorCircuits.js"
+import type { UpstreamRoute, UpstreamService, UpstreamWatch } from "../services/Upstream.js"
 import { delayed, makeMeter } from "./Meter.js"
 import { relay, type RunHold } from "./Relay.js"
 
@@ -65,6 +67,8 @@ export interface SessionParts {
   readonly report: ReportServerService
   readonly throttles: ThrottleService
   readonly deadlines: DeadlinesService
+  /** Tor's control port: which stream and circuit carried each upstream connection. */
+  readonly tor: TorControlService
   readonly runHold: RunHold
   /** Reads Effect's clock in nanoseconds from a socket callback. */
   readonly nanos: () => bigint
@@ -82,7 +86,23 @@ const commandNotSupported = (request: SocksRequest) =>
   })
 
 export const makeClientSession = (parts: SessionParts) => {
-  const { clock, deadlines, store } = parts
+  const { clock, deadlines, store, tor } = parts
+  /** Connections still open, by id: where Tor's notices about them are recorded. */
+  const open = new Map<number, ConnectionRecorder>()
+
+  /** Records what Tor's control port reported about a connection's stream, if it is still open. */
+  const recordTorNotice = (notice: TorNotice) => {
+    const recorder = open.get(notice.connectionId)
+    if (recorder === undefined) return
+    recorder.record(stamp(notice.time, notice._tag === "TorStreamAttached"
+      ? { type: "TorStreamAttached", stream: notice.stream, circuit: notice.circuit, path: notice.path }
+      : { type: "TorStreamFailed", stream: notice.stream, reason: notice.reason, remoteReason: notice.remoteReason }))
+  }
+
+  /** Tells the control port which local address this connection's upstream socket has. */
+  const watchFor = (recorder: ConnectionRecorder): UpstreamWatch => ({
+    connected: (host, port) => tor.upstreamOpened(recorder.id, sourceAddress(host, port))
+  })
 
   /**
    * Reads the SOCKS handshake from the paused socket in one callback chain (no fiber per
@@ -162,6 +182,8 @@ export const makeClientSession = (parts: SessionParts) => {
     const { bytesDown, bytesUp } = recorder.current()
     recorder.record(stamp(time, { type: "ConnectionClose", closedBy, bytesUp, bytesDown }))
     recorder.finish({ state, time, closedBy, error })
+    open.delete(recorder.id)
+    tor.upstreamClosed(recorder.id)
   }
 
   /** A failed connection: its client's socket is half-closed (flushed, bounded) before the close is recorded. */
@@ -198,7 +220,7 @@ export const makeClientSession = (parts: SessionParts) => {
 
   const resolve = (socket: net.Socket, route: UpstreamRoute, recorder: ConnectionRecorder, request: SocksRequest) =>
     Effect.gen(function*() {
-      const answer = yield* Effect.either(route.resolve(request))
+      const answer = yield* Effect.either(route.resolve(request, watchFor(recorder)))
       if (answer._tag === "Left") return yield* refused(socket, recorder, request, answer.left)
       const code = failureCode(request.version, SocksReplyCode.succeeded)
       reply(socket, recorder, request, code, { ...answer.right, port: 0 }, answer.right.host)
@@ -209,7 +231,7 @@ export const makeClientSession = (parts: SessionParts) => {
     Effect.gen(function*() {
       const connectionDelays = yield* parts.delays.forConnection(request.host)
       if (connectionDelays.socks !== undefined) yield* delayed(recorder, clock, "socks", null, connectionDelays.socks)
-      const opened = yield* Effect.either(route.connect(request))
+      const opened = yield* Effect.either(route.connect(request, watchFor(recorder)))
       if (opened._tag === "Left") return yield* refused(socket, recorder, request, opened.left)
       const stream = opened.right
       own.upstream = stream.socket
@@ -269,6 +291,7 @@ export const makeClientSession = (parts: SessionParts) => {
         openedAt
       })
       recorder.record(stamp(openedAt, { type: "SocksRequestStart", host: request.host, port: request.port, command, version: request.version }))
+      open.set(recorder.id, recorder)
       const refusal = refuse(request.version)
       if (refusal !== undefined) return yield* refused(socket, recorder, request, refusal)
       switch (request.command) {
@@ -283,5 +306,5 @@ export const makeClientSession = (parts: SessionParts) => {
       }
     })
 
-  return { serve }
+  return { serve, recordTorNotice }
 }

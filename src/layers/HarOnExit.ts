@@ -13,7 +13,8 @@ export const writeHar = (file: string, version: string) =>
     const reporter = yield* Reporter
     const har = toHar(yield* reporter.connections, {
       sessionStartMillis: (yield* reporter.sessionStartMillis) ?? 0,
-      creatorVersion: version
+      creatorVersion: version,
+      torOf: reporter.torOf
     })
     const temporary = `${file}.${process.pid}.tmp`
     yield* Effect.tryPromise(async () => {

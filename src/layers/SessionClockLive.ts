@@ -18,6 +18,7 @@ export const make: Effect.Effect<SessionClockService> = Effect.map(Effect.clock,
     unsafeNow,
     unsafeAt,
     elapsed: Effect.sync(() => (start === undefined ? 0 : unsafeNow())),
+    unsafeElapsed: () => (start === undefined ? 0 : unsafeNow()),
     // Effect's clocks count nanoseconds from the Unix epoch, so the start instant is a date too.
     startedAtMillis: Effect.sync(() => (start === undefined ? undefined : Number(start / 1_000_000n))),
     reset: Effect.sync(() => {

@@ -16,6 +16,7 @@ import { type ListenAddress, ReportServer } from "../services/ReportServer.js"
 import { SessionClock } from "../services/SessionClock.js"
 import { Store } from "../services/Store.js"
 import { Throttle } from "../services/Throttle.js"
+import { TorControl } from "../services/TorControl.js"
 import { Upstream } from "../services/Upstream.js"
 import { makeClientSession } from "./ClientSession.js"
 
@@ -32,6 +33,7 @@ export interface SocksProxyConfig {
 export const make = (config: SocksProxyConfig) =>
   Effect.gen(function*() {
     const clock = yield* Effect.clock
+    const tor = yield* TorControl
     const session = makeClientSession({
       store: yield* Store,
       clock: yield* SessionClock,
@@ -41,10 +43,13 @@ export const make = (config: SocksProxyConfig) =>
       report: yield* ReportServer,
       throttles: yield* Throttle,
       deadlines: yield* Deadlines,
+      tor,
       // The relay's holds (delays, bandwidth waits) run on the proxy's runtime; the relay cancels them when it ends.
       runHold: Runtime.runCallback(yield* Effect.runtime<never>()),
       nanos: () => clock.unsafeCurrentTimeNanos()
     })
+
+    yield* Effect.acquireRelease(Effect.sync(() => tor.onNotice(session.recordTorNotice)), (unsubscribe) => Effect.sync(unsubscribe))
 
     let clients = 0
     /** Whether the proxy refuses a client whose request is known: more are served than allowed. */

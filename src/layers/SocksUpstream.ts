@@ -51,7 +51,7 @@ import { formatHostPort, formatIPv4, formatIPv6, hexByte as hex, parseIPv6 } fro
 import { failureCode, SocksReplyCode } from "../domain/SocksProtocol.js"
 import type { SocksAddress, SocksCommand, SocksRequest, SocksVersion } from "../domain/SocksRequest.js"
 import { Deadlines, type DeadlinesService } from "../services/Deadlines.js"
-import { Upstream, type UpstreamRoute, type UpstreamStream } from "../services/Upstream.js"
+import { Upstream, type UpstreamRoute, type UpstreamWatch, type UpstreamStream } from "../services/Upstream.js"
 
 /** From `socks5://[user:pass@]HOST:PORT`; the URL is parsed by the settings schema. */
 export interface SocksUpstreamConfig {
@@ -230,6 +230,7 @@ interface Exchange {
   /** Keep the socket open after a successful reply (CONNECT); destroy it otherwise (RESOLVE). */
   readonly keep: boolean
   readonly conversation: (socket: net.Socket) => Conversation
+  readonly watch: UpstreamWatch | undefined
 }
 
 /**
@@ -286,6 +287,7 @@ const converse = (deadlines: DeadlinesService, exchange: Exchange): Effect.Effec
     const onEnd = () => fail("Protocol", generalFailure, `SOCKS upstream ${label} closed the connection before its reply`)
 
     const onConnect = () => {
+      exchange.watch?.connected(socket.localAddress ?? "", socket.localPort ?? 0)
       cancelDeadline()
       cancelDeadline = deadlines.schedule(replyTimeout, onReplyTimeout)
       conversation = exchange.conversation(socket)
@@ -464,18 +466,19 @@ export const make = (config: SocksUpstreamConfig, deadlines: DeadlinesService): 
     return packageConversation(options, offered)
   }
 
-  const connect = (request: SocksRequest): Effect.Effect<UpstreamStream, UpstreamError> =>
+  const connect = (request: SocksRequest, watch?: UpstreamWatch): Effect.Effect<UpstreamStream, UpstreamError> =>
     Effect.map(
-      converse(deadlines, { config, version: request.version, label, keep: true, conversation: conversationFor(request) }),
+      converse(deadlines, { config, version: request.version, label, keep: true, conversation: conversationFor(request), watch }),
       (reply): UpstreamStream => ({ socket: reply.socket, replyCode: reply.code, bound: reply.bound })
     )
 
-  const resolve = (request: SocksRequest): Effect.Effect<SocksAddress, UpstreamError> =>
+  const resolve = (request: SocksRequest, watch?: UpstreamWatch): Effect.Effect<SocksAddress, UpstreamError> =>
     converse(deadlines, {
       config,
       version: request.version,
       label,
       keep: false,
+      watch,
       conversation: ownConversation(request, credentialsFor(request), userIdFor(request))
     }).pipe(
       Effect.flatMap((reply) =>

@@ -6,10 +6,12 @@ import { serverStats } from "../domain/Connection.js"
 import { Reporter, type ReporterService } from "../services/Reporter.js"
 import { SessionClock } from "../services/SessionClock.js"
 import { Store } from "../services/Store.js"
+import { TorControl } from "../services/TorControl.js"
 
-export const make: Effect.Effect<ReporterService, never, Store | SessionClock> = Effect.gen(function*() {
+export const make: Effect.Effect<ReporterService, never, Store | SessionClock | TorControl> = Effect.gen(function*() {
   const store = yield* Store
   const clock = yield* SessionClock
+  const tor = yield* TorControl
   return {
     connections: store.list,
     connection: store.get,
@@ -18,8 +20,11 @@ export const make: Effect.Effect<ReporterService, never, Store | SessionClock> =
     now: clock.elapsed,
     sessionStartMillis: clock.startedAtMillis,
     version: store.version,
-    reset: Effect.zipRight(store.reset, clock.reset)
+    torStatus: tor.status,
+    circuits: tor.circuits,
+    torOf: tor.torOf,
+    reset: Effect.all([store.reset, clock.reset, tor.reset], { discard: true })
   }
 })
 
-export const layer: Layer.Layer<Reporter, never, Store | SessionClock> = Layer.effect(Reporter, make)
+export const layer: Layer.Layer<Reporter, never, Store | SessionClock | TorControl> = Layer.effect(Reporter, make)

@@ -17,6 +17,8 @@ export interface SessionClockService {
   readonly unsafeAt: (nanos: bigint) => number
   /** Seconds since the session start without starting one (0 before the first connection): for the report. */
   readonly elapsed: Effect.Effect<number>
+  /** The same reading for callbacks (Tor's control port reports before the first connection too). */
+  readonly unsafeElapsed: () => number
   /** The session start as wall-clock epoch milliseconds (for HAR dates); undefined before the first connection. */
   readonly startedAtMillis: Effect.Effect<number | undefined>
   /** Forget the session start: the next reading starts a new session. */

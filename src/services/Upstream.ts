@@ -16,14 +16,23 @@ export interface UpstreamStream {
   readonly bound: (SocksAddress & { readonly port: number }) | undefined
 }
 
+/** What the caller learns while an upstream connection is made. */
+export interface UpstreamWatch {
+  /**
+   * The TCP connection to the SOCKS server is up and nothing is written yet: its local
+   * address is what Tor reports as the stream's SOURCE_ADDR. Never called for direct.
+   */
+  readonly connected: (localHost: string, localPort: number) => void
+}
+
 /** One upstream: a SOCKS server at an address, or direct. */
 export interface UpstreamRoute {
   /** How the upstream reads in the report: `socks5://127.0.0.1:9050` or `direct`. */
   readonly name: string
   /** CONNECT: a stream to the request's target. Host names are never resolved here for a SOCKS upstream. */
-  readonly connect: (request: SocksRequest) => Effect.Effect<UpstreamStream, UpstreamError>
+  readonly connect: (request: SocksRequest, watch?: UpstreamWatch) => Effect.Effect<UpstreamStream, UpstreamError>
   /** Tor's RESOLVE (0xF0) and RESOLVE_PTR (0xF1): the answer address. */
-  readonly resolve: (request: SocksRequest) => Effect.Effect<SocksAddress, UpstreamError>
+  readonly resolve: (request: SocksRequest, watch?: UpstreamWatch) => Effect.Effect<SocksAddress, UpstreamError>
 }
 
 export interface UpstreamService {
