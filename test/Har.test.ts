@@ -6,6 +6,7 @@ import type { Connection } from "../src/domain/Connection.js"
 import { type ConnectionEvent, type EventFacts, type EventOf, stamp } from "../src/domain/Event.js"
 import { feedHttp, initialHttpDecoder } from "../src/domain/HttpDecoder.js"
 import { type HarDocument, harIndex, harWith, toHar } from "../src/http/Har.js"
+import { connectionOfEvents } from "./support/Measurements.js"
 
 const require = createRequire(import.meta.url)
 /** har-schema's index: one draft-06 schema per HAR object, `$id`s like "log.json#". */
@@ -109,29 +110,7 @@ const connectionOf = (
     http = next
     for (const facts of decoded) events.push(stamp(time, facts))
   }
-  const socks = events.find((event): event is EventOf<"SocksRequestStart"> => event.type === "SocksRequestStart")
-  const close = events.find((event): event is EventOf<"ConnectionClose"> => event.type === "ConnectionClose")
-  return {
-    id,
-    client: "127.0.0.1:50000",
-    host: socks?.host ?? "",
-    port: socks?.port ?? 0,
-    socksVersion: 5,
-    command: "connect",
-    isolation: null,
-    upstream: "socks5://127.0.0.1:9050",
-    state: close === undefined ? "open" : "closed",
-    protocol: "http",
-    openedAt: events[0]?.time ?? 0,
-    closedAt: close?.time ?? null,
-    closedBy: close?.closedBy ?? null,
-    bytesUp: close?.bytesUp ?? 0,
-    bytesDown: close?.bytesDown ?? 0,
-    events,
-    eventsCut: 0,
-    error: null,
-    ...overrides
-  }
+  return connectionOfEvents(id, events, overrides)
 }
 
 const firstLine = "GET /search?q=tor+browser&lang=en&empty HTTP/1.1"

@@ -9,20 +9,13 @@ import * as https from "node:https"
 import { createRequire } from "node:module"
 import * as tls from "node:tls"
 import { eventually, startMitm, tcpServer } from "./support/Loopback.js"
-import { selfSigned } from "./support/SelfSigned.js"
+import { httpsOrigin } from "./support/SelfSigned.js"
 import { connectRaw, socks5Connect, socks5Greeting, socks5Open } from "./support/SocksClient.js"
 
 describe("HTTPS and privacy", () => {
   it.scopedLive("an HTTPS fetch through MITM shows the server name, the TLS versions and the handshake timing", () =>
     Effect.gen(function*() {
-      const server = https.createServer({ ...selfSigned(), ALPNProtocols: ["http/1.1"] }, (_request, response) => response.end("secret page"))
-      const port = yield* Effect.acquireRelease(
-        Effect.async<number>((resume) => void server.listen(0, "127.0.0.1", () => resume(Effect.succeed((server.address() as { port: number }).port)))),
-        () => Effect.sync(() => {
-          server.closeAllConnections()
-          server.close()
-        })
-      )
+      const { port } = yield* httpsOrigin((_request, response) => response.end("secret page"))
       const mitm = yield* startMitm({ upstream: { _tag: "Direct" } })
       const { connection } = yield* socks5Open(mitm.proxy.port, "127.0.0.1", port)
       // The client skips verification: the certificate is self-signed.

@@ -10,7 +10,7 @@ import * as http from "node:http"
 import * as https from "node:https"
 import * as tls from "node:tls"
 import { closedPort, eventually, httpOrigin, startMitm } from "./support/Loopback.js"
-import { selfSigned } from "./support/SelfSigned.js"
+import { httpsOrigin } from "./support/SelfSigned.js"
 import { connectRaw, socks5Open } from "./support/SocksClient.js"
 
 interface ApiEvent {
@@ -86,14 +86,7 @@ describe("typed events and exchanges in the JSON API (SPEC §6)", () => {
 
   it.scopedLive("a TLS connection: ClientHello and ServerHello facts, and exchanges inferred from the bytes' direction", () =>
     Effect.gen(function*() {
-      const server = https.createServer({ ...selfSigned(), ALPNProtocols: ["http/1.1"] }, (_request, response) => response.end("secret"))
-      const port = yield* Effect.acquireRelease(
-        Effect.async<number>((resume) => void server.listen(0, "127.0.0.1", () => resume(Effect.succeed((server.address() as { port: number }).port)))),
-        () => Effect.sync(() => {
-          server.closeAllConnections()
-          server.close()
-        })
-      )
+      const { port } = yield* httpsOrigin((_request, response) => response.end("secret"))
       const mitm = yield* startMitm({ upstream: { _tag: "Direct" } })
       const { connection } = yield* socks5Open(mitm.proxy.port, "127.0.0.1", port)
       yield* Effect.async<void, Error>((resume) => {

@@ -4,42 +4,53 @@
  * hand. HTTP events can also come from the real decoder (`httpExchange`).
  */
 import type { Connection } from "../../src/domain/Connection.js"
-import { type ConnectionEvent, type DecoderEvent, type EventFacts, stamp } from "../../src/domain/Event.js"
+import { type ConnectionEvent, type DecoderEvent, type EventFacts, type EventOf, stamp } from "../../src/domain/Event.js"
 import { feedHttp, initialHttpDecoder } from "../../src/domain/HttpDecoder.js"
 
 export type Timed = readonly [number, EventFacts | DecoderEvent]
 
-/** A connection with these events (stamped at their times); state and close follow the events. */
-export const connectionWith = (
+/**
+ * A connection with these recorded events: the target comes from its SocksRequestStart, the
+ * state, close and byte counts from its ConnectionClose.
+ */
+export const connectionOfEvents = (
   id: number,
-  host: string,
-  events: ReadonlyArray<Timed>,
+  events: ReadonlyArray<ConnectionEvent>,
   overrides: Partial<Connection> = {}
 ): Connection => {
-  const built: Array<ConnectionEvent> = events.map(([time, facts]) => stamp(time, facts))
-  const close = built.find((e) => e.type === "ConnectionClose")
+  const socks = events.find((event): event is EventOf<"SocksRequestStart"> => event.type === "SocksRequestStart")
+  const close = events.find((event): event is EventOf<"ConnectionClose"> => event.type === "ConnectionClose")
   return {
     id,
     client: "127.0.0.1:50000",
-    host,
-    port: 80,
+    host: socks?.host ?? "",
+    port: socks?.port ?? 0,
     socksVersion: 5,
     command: "connect",
     isolation: null,
     upstream: "socks5://127.0.0.1:9050",
     state: close === undefined ? "open" : "closed",
     protocol: "http",
-    openedAt: built[0]?.time ?? 0,
+    openedAt: events[0]?.time ?? 0,
     closedAt: close?.time ?? null,
-    closedBy: close === undefined ? null : "server",
-    bytesUp: 100,
-    bytesDown: 1000,
-    events: built,
+    closedBy: close?.closedBy ?? null,
+    bytesUp: close?.bytesUp ?? 0,
+    bytesDown: close?.bytesDown ?? 0,
+    events,
     eventsCut: 0,
     error: null,
     ...overrides
   }
 }
+
+/** A connection with these events, stamped at their times (see `connectionOfEvents`). */
+export const connectionWith = (
+  id: number,
+  host: string,
+  events: ReadonlyArray<Timed>,
+  overrides: Partial<Connection> = {}
+): Connection =>
+  connectionOfEvents(id, events.map(([time, facts]) => stamp(time, facts)), { host, ...overrides })
 
 export const socksRequest = (host: string, port = 80): EventFacts =>
   ({ type: "SocksRequestStart", host, port, command: "connect", version: 5 })
