@@ -5,8 +5,9 @@ import { type ConnectionEvent, type Direction, type EventFacts, stamp } from "..
 import { exchanges } from "../src/domain/Exchange.js"
 import { feedHttp, initialHttpDecoder } from "../src/domain/HttpDecoder.js"
 import { socksReplyName } from "../src/domain/SocksProtocol.js"
+import type { TorAttribution, TorCircuit } from "../src/domain/TorCircuits.js"
 import { renderTimeGraph } from "../src/http/TimeGraph.js"
-import { layoutTimeGraph, type Phase, phasesOf, type TimeGraphLayout } from "../src/http/TimeGraphLayout.js"
+import { circuitHue, layoutTimeGraph, type Phase, phasesOf, type TimeGraphLayout } from "../src/http/TimeGraphLayout.js"
 
 // --- connections made of typed events, HTTP ones by the real decoder ---
 
@@ -474,5 +475,154 @@ describe("the time graph", () => {
     expect(count(svg.slice(svg.indexOf(`<g class="row`)), /<circle class="re[qs]"/g)).toBe(20_000)
     expect(count(svg, /<defs>/g)).toBe(1)
     expect(svg.length / 10_000).toBeLessThan(2048)
+  })
+})
+
+// --- Tor's circuits, as the control port reports them ---
+
+const relay = (nickname: string, digit: string) => ({ fingerprint: digit.repeat(40), nickname })
+const threeHops = [relay("guard1", "A"), relay("middle1", "B"), relay("exit1", "C")]
+
+const circuit = (id: string, launchedAt: number | null, builtAt: number | null, overrides: Partial<TorCircuit> = {}): TorCircuit => ({
+  id,
+  purpose: "GENERAL",
+  state: builtAt === null ? "launched" : "built",
+  path: threeHops,
+  launchedAt,
+  builtAt,
+  buildTime: launchedAt === null || builtAt === null ? null : Math.round((builtAt - launchedAt) * 1e6) / 1e6,
+  closedAt: null,
+  reason: null,
+  connections: [],
+  rttMs: null,
+  conflux: [],
+  ...overrides
+})
+
+/** The control port's `torOf` over these attributions: connection id → circuit, with that circuit's path. */
+const torOfCircuits = (circuits: ReadonlyArray<TorCircuit>, carried: Record<number, string>) => (id: number): TorAttribution | null => {
+  const circuitId = carried[id]
+  if (circuitId === undefined) return null
+  const known = circuits.find((c) => c.id === circuitId)
+  return { stream: String(100 + id), circuit: circuitId, path: known?.path ?? [], circuitBuildTime: known?.buildTime ?? null }
+}
+
+/** SOCKS 0 → 1.2, a request at 1.5 answered at 2, closed at 2.5. */
+const throughTor = (id: number, at = 0) =>
+  connectionOf(id, [
+    socksRequest(at, "tor.example"),
+    socksReply(at + 1.2),
+    ...http([at + 1.5, "up", get("/", "tor.example")], [at + 2, "down", ok(4) + body(4)]),
+    close(at + 2.5)
+  ])
+
+describe("circuits in the time graph's layout", () => {
+  it("draws the build of a circuit launched for the connection's stream inside its SOCKS setup", () => {
+    const seven = circuit("7", 0.2, 1.04)
+    expect(times(phasesOf(throughTor(1), 3, seven))).toEqual([
+      { kind: "socks", start: 0, end: 0.2 },
+      { kind: "circuit", start: 0.2, end: 1.04 },
+      { kind: "socks", start: 1.04, end: 1.2 },
+      { kind: "idle", start: 1.2, end: 1.5 },
+      { kind: "waiting", start: 1.5, end: 2 },
+      { kind: "idle", start: 2, end: 2.5 }
+    ])
+    const phase = phasesOf(throughTor(1), 3, seven)[1]
+    expect(phase.kind === "circuit" ? phase.circuit : null).toBe(seven)
+  })
+
+  it("draws no build for a circuit launched before the SOCKS request, after the reply, or before MITM watched", () => {
+    for (const shared of [circuit("7", 0.5, 0.9), circuit("7", 2.3, 2.6), circuit("7", null, null, { state: "built" })]) {
+      expect(times(phasesOf(throughTor(1, 1), 4, shared)).map((p) => p.kind)).toEqual(["socks", "idle", "waiting", "idle"])
+    }
+  })
+
+  it("lets injected delay win over the circuit build, and runs an unbuilt circuit to now while the SOCKS reply is missing", () => {
+    const held = connectionOf(2, [socksRequest(0, "tor.example"), ...socksDelay(0.1, 0.4, 300), socksReply(1)])
+    expect(times(phasesOf(held, 2, circuit("8", 0.3, 0.7)))).toEqual([
+      { kind: "socks", start: 0, end: 0.1 },
+      { kind: "delay", start: 0.1, end: 0.4 },
+      { kind: "circuit", start: 0.4, end: 0.7 },
+      { kind: "socks", start: 0.7, end: 1 },
+      { kind: "idle", start: 1, end: 2 }
+    ])
+    const waiting = connectionOf(3, [socksRequest(0, "tor.example")])
+    expect(times(phasesOf(waiting, 3, circuit("9", 0.5, null)))).toEqual([
+      { kind: "socks", start: 0, end: 0.5 },
+      { kind: "circuit", start: 0.5, end: 3 }
+    ])
+  })
+
+  it("gives each row its circuit, with a hue from the circuit id shared by rows on one circuit", () => {
+    const circuits = [circuit("7", 0.2, 1.04), circuit("8", null, null, { state: "built" })]
+    const torOf = torOfCircuits(circuits, { 1: "7", 2: "7", 3: "8" })
+    const layout = graphOf(layoutTimeGraph([throughTor(1), throughTor(2, 0.5), throughTor(3, 1), simple(4, "tor.example", 2)], { now: 5, torOf, circuits }))
+    const rows = layout.groups[0].rows
+    expect(layout.tor).toBe(true)
+    expect(rows.map((row) => row.circuit === null ? null : [row.circuit.id, row.circuit.hue, row.circuit.attribution.stream])).toEqual([
+      ["7", circuitHue("7"), "101"],
+      ["7", circuitHue("7"), "102"],
+      ["8", circuitHue("8"), "103"],
+      null
+    ])
+    expect(rows[0].circuit?.circuit).toBe(circuits[0])
+    // Only connection 1's SOCKS setup (0 → 1.2) holds the launch at 0.2; 2 opened at 0.5, after it.
+    expect(rows.map((row) => times(row.phases).filter((p) => p.kind === "circuit"))).toEqual([[{ kind: "circuit", start: 0.2, end: 1.04 }], [], [], []])
+    // The build is Tor's setup time: 0.2 + 0.84 + 0.16 s.
+    expect(layout.groups[0].slowestSetup).toBeCloseTo(1.2, 9)
+  })
+
+  it("takes the circuit from torOf alone (no build without the circuits), and has none without torOf or before the stream is attached", () => {
+    const torOf = torOfCircuits([circuit("7", 0.2, 1.04)], { 1: "7" })
+    const markedOnly = graphOf(layoutTimeGraph([throughTor(1)], { now: 3, torOf })).groups[0].rows[0]
+    expect([markedOnly.circuit?.id, markedOnly.circuit?.circuit, markedOnly.phases.some((p) => p.kind === "circuit")]).toEqual(["7", null, false])
+    const plain = graphOf(layoutTimeGraph([throughTor(1)], { now: 3 }))
+    expect([plain.tor, plain.groups[0].rows[0].circuit]).toEqual([false, null])
+    const unattached = graphOf(layoutTimeGraph([throughTor(1)], { now: 3, torOf: () => ({ stream: "5", circuit: null, path: [], circuitBuildTime: null }) }))
+    expect([unattached.tor, unattached.groups[0].rows[0].circuit]).toEqual([false, null])
+  })
+
+  it("spreads the hues of consecutive circuits by the golden angle, and hashes other ids", () => {
+    expect(["1", "2", "3", "4"].map(circuitHue)).toEqual([138, 275, 53, 190])
+    expect(circuitHue("x7")).toBe(circuitHue("x7"))
+    for (const id of ["0", "99", "123456789", "x7", ""]) {
+      expect(circuitHue(id)).toBeGreaterThanOrEqual(0)
+      expect(circuitHue(id)).toBeLessThan(360)
+    }
+  })
+})
+
+describe("circuits in the time graph", () => {
+  const circuits = [circuit("7", 0.2, 1.04)]
+  const torOf = torOfCircuits(circuits, { 1: "7" })
+
+  it("marks a row with its circuit's colour and path, and names the circuit in the row's tooltip", () => {
+    const svg = renderTimeGraph([throughTor(1), throughTor(2, 0.5)], { now: 3, torOf, circuits }).text
+    expect(rowOf(svg, 1)).toContain(`<rect class="circ" x="106" y="`)
+    expect(rowOf(svg, 1)).toContain(`fill="hsl(${circuitHue("7")},70%,42%)"><title>circuit 7: guard1 → middle1 → exit1</title></rect>`)
+    expect(rowOf(svg, 1)).toMatch(/<title>#1 tor\.example:80 · closed\n[^<]*\nSOCKS reply 1\.200 s: succeeded\ncircuit 7: guard1 → middle1 → exit1\n/)
+    expect(rowOf(svg, 2)).not.toContain(`class="circ"`)
+  })
+
+  it("draws the circuit build as its own phase with its build time, and explains it in the legend", () => {
+    const svg = renderTimeGraph([throughTor(1)], { now: 3, torOf, circuits }).text
+    expect(rowOf(svg, 1)).toContain(`<rect class="circuit" x="`)
+    expect(svg).toContain(`<title>#1 Tor circuit build 0.200 s → 1.040 s (0.840 s)\ncircuit 7 built in 0.84 s\ncircuit 7: guard1 → middle1 → exit1</title>`)
+    const legend = svg.slice(svg.indexOf(`<g class="legend">`), svg.indexOf(`<g class="axis">`))
+    expect(legend).toContain(`<rect class="circuit"`)
+    expect(legend).toContain(">Tor circuit build</text>")
+    expect(legend).toContain(">Tor circuit (a colour each)</text>")
+    const plain = renderTimeGraph([throughTor(1)], { now: 3 }).text
+    expect(plain).not.toContain("Tor circuit")
+    expect(plain).not.toContain(`class="circ`)
+  })
+
+  it("shows hostile relay names and reasons as text", () => {
+    const evil = [circuit("7", 0.2, null, { state: "failed", reason: hostile, closedAt: 0.9, path: [relay(hostile, "D")] })]
+    const svg = renderTimeGraph([throughTor(1)], { now: 3, torOf: torOfCircuits(evil, { 1: "7" }), circuits: evil }).text
+    expect(svg).not.toContain("<script")
+    expect(svg).not.toContain(`"'>`)
+    expect(svg).toContain(`circuit 7: ${hostileEscaped}</title>`)
+    expect(svg).toContain(`(0.700 s)\ncircuit 7 failed before it was built (${hostileEscaped})\n`)
   })
 })

@@ -38,6 +38,8 @@ form.settings{display:grid;grid-template-columns:max-content 1fr;gap:.6em 1em;al
 form.settings .hint{font-size:.85em;color:var(--muted)}
 input,select,button{font:inherit}
 .graph{overflow-x:auto}
+.swatch{display:inline-block;width:.7em;height:.7em;margin-right:.3em;border-radius:2px}
+ol.path{margin:0;padding-left:1.4em}
 `
 
 const script = `

@@ -1,14 +1,17 @@
 /**
  * `GET /`: the report a person reads. The page-load summary, the time graph
- * (filterable by time window and server), the server table and the
- * connection list. Its live part refreshes while a page loads.
+ * (filterable by time window and server), the server table, Tor's circuits
+ * and the connection list. Its live part refreshes while a page loads.
  */
 import type { Connection, ServerStats } from "../domain/Connection.js"
 import { serverStats } from "../domain/Connection.js"
+import type { TorAttribution, TorCircuit } from "../domain/TorCircuits.js"
+import type { TorRelay } from "../domain/TorControlProtocol.js"
 import type { StoreCounts } from "../services/Store.js"
+import type { TorStatus } from "../services/TorControl.js"
 import { summarize, type Summary } from "../domain/Summary.js"
 import { type Html, html } from "./Html.js"
-import { renderTimeGraph } from "./TimeGraph.js"
+import { circuitColour, relayName, renderTimeGraph } from "./TimeGraph.js"
 
 /** Rows drawn at most (a page load through Tor is tens to a few hundred connections); beyond that the page asks for a narrower window or one server. */
 export const maxRows = 500
@@ -71,18 +74,122 @@ ${servers.map((s) => html`<tr>
 </tr>`)}
 </tbody></table>`
 
-const connectionTable = (connections: ReadonlyArray<Connection>) => html`
+/** What Tor's control port told: whether it is connected, its circuits, and each connection's stream and circuit. */
+export interface TorView {
+  readonly status: TorStatus
+  readonly circuits: ReadonlyArray<TorCircuit>
+  readonly torOf: (connectionId: number) => TorAttribution | null
+}
+
+/** A square in the circuit's colour, as its rows have in the time graph. */
+export const circuitSwatch = (id: string): Html => html`<span class="swatch" style="background:${circuitColour(id)}"></span>`
+
+/** A link to the circuit's row in the report's circuits table (`page`: "/" from another page). */
+export const circuitLink = (id: string, page = ""): Html => html`<a href="${page}#circuit-${id}">${circuitSwatch(id)}${id}</a>`
+
+/** The relays' nicknames, each with its fingerprint as a tooltip. */
+export const pathView = (path: ReadonlyArray<TorRelay>): Html =>
+  path.length === 0
+    ? html`<span class="muted">not known</span>`
+    : html`${path.map((relay, index) => html`${index > 0 ? " → " : ""}<span title="${relay.fingerprint ?? "fingerprint not known"}">${relayName(relay)}</span>`)}`
+
+/** Why Tor's circuits are missing, in one line; null while the control port is connected. */
+export const torMissingReason = (status: TorStatus): string | null => {
+  const at = status.address ?? "its address"
+  const because = status.error === null ? "" : ` (${status.error})`
+  switch (status.control) {
+    case "connected":
+      return null
+    case "off":
+      return "Tor's control port is off (--tor-control off, or the upstream is direct), so circuits are not known."
+    case "unreachable":
+      return `Tor's control port is unreachable at ${at}${because}: circuits are not known until it answers. Measuring goes on without it.`
+    case "auth-failed":
+      return `Tor's control port at ${at} refused authentication${because}: set --tor-control-password (or MITM_TOR_CONTROL_PASSWORD), or let MITM read Tor's cookie file.`
+  }
+}
+
+const connectionTable = (connections: ReadonlyArray<Connection>, tor: TorView | undefined) => html`
 <table class="sortable" id="connections"><thead><tr>
-<th data-sort="n" class="n">ID</th><th data-sort="s">Server</th><th data-sort="n" class="n">Port</th><th data-sort="s">State</th><th data-sort="s">Protocol</th><th data-sort="n" class="n">Opened</th><th data-sort="n" class="n">Duration</th><th data-sort="n" class="n">Up</th><th data-sort="n" class="n">Down</th><th data-sort="s">Isolation</th><th>Error</th>
+<th data-sort="n" class="n">ID</th><th data-sort="s">Server</th><th data-sort="n" class="n">Port</th><th data-sort="s">State</th><th data-sort="s">Protocol</th><th data-sort="n" class="n">Opened</th><th data-sort="n" class="n">Duration</th><th data-sort="n" class="n">Up</th><th data-sort="n" class="n">Down</th><th data-sort="s">Isolation</th>${tor === undefined ? "" : html`<th data-sort="n" class="n">Circuit</th>`}<th>Error</th>
 </tr></thead><tbody>
-${connections.map((c) => html`<tr>
+${connections.map((c) => {
+  const circuit = tor?.torOf(c.id)?.circuit ?? null
+  return html`<tr>
 <td class="n" data-value="${c.id}"><a href="/connections/${c.id}">${c.id}</a></td><td>${c.host}</td><td class="n">${c.port}</td>
 <td>${c.state}</td><td>${c.protocol}</td><td class="n" data-value="${c.openedAt}">${seconds(c.openedAt)}</td>
 <td class="n" data-value="${c.closedAt === null ? "" : c.closedAt - c.openedAt}">${c.closedAt === null ? "open" : seconds(c.closedAt - c.openedAt)}</td>
 <td class="n" data-value="${c.bytesUp}">${bytes(c.bytesUp)}</td><td class="n" data-value="${c.bytesDown}">${bytes(c.bytesDown)}</td>
 <td>${c.isolation ?? ""}</td>
-<td class="error">${c.error ?? ""}${c.eventsCut > 0 ? ` (${c.eventsCut} events cut)` : ""}</td></tr>`)}
+${tor === undefined ? "" : html`<td class="n" data-value="${circuit ?? -1}">${circuit === null ? "" : circuitLink(circuit)}</td>`}
+<td class="error">${c.error ?? ""}${c.eventsCut > 0 ? ` (${c.eventsCut} events cut)` : ""}</td></tr>`
+})}
 </tbody></table>`
+
+/** Connection links shown per circuit; the rest are counted. */
+const maxCircuitLinks = 50
+
+/** Launch order: those launched before MITM was watching first, then by launch, ties by id. */
+const byLaunch = (a: TorCircuit, b: TorCircuit) =>
+  (a.launchedAt ?? -Infinity) - (b.launchedAt ?? -Infinity) || a.id.length - b.id.length || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+
+/** The circuits that belong to the filtered view: that carried a selected connection (with a server chosen), alive in the time window. */
+const circuitsIn = (circuits: ReadonlyArray<TorCircuit>, selected: ReadonlyArray<Connection>, filter: ReportFilter) => {
+  const ids = filter.host === undefined ? undefined : new Set(selected.map((c) => c.id))
+  return circuits.filter((circuit) =>
+    (ids === undefined || circuit.connections.some((id) => ids.has(id))) &&
+    (filter.to === undefined || circuit.launchedAt === null || circuit.launchedAt <= filter.to) &&
+    // Ended while MITM was not watching (no close time): kept, as when is not known.
+    (filter.from === undefined || circuit.state === "launched" || circuit.state === "built" || circuit.closedAt === null ||
+      circuit.closedAt >= filter.from)
+  ).sort(byLaunch)
+}
+
+const circuitState = (circuit: TorCircuit): Html =>
+  html`${circuit.state === "failed" ? html`<span class="error">failed</span>` : circuit.state}${circuit.reason === null ? "" : html` <span class="muted">(${circuit.reason})</span>`}`
+
+const buildTimeCell = (circuit: TorCircuit): Html =>
+  circuit.buildTime !== null
+    ? html`${seconds(circuit.buildTime)}`
+    : circuit.launchedAt === null
+    ? html`<span class="muted">built before MITM was watching</span>`
+    : circuit.state === "launched"
+    ? html`<span class="muted">building</span>`
+    : html`<span class="muted">not built</span>`
+
+const connectionLinks = (ids: ReadonlyArray<number>): Html => {
+  const shown = ids.length > maxCircuitLinks ? ids.slice(0, maxCircuitLinks) : ids
+  return html`${shown.map((id, index) => html`${index > 0 ? " " : ""}<a href="/connections/${id}">#${id}</a>`)}${
+    ids.length > shown.length ? html` <span class="muted">and ${ids.length - shown.length} more</span>` : ""
+  }`
+}
+
+const circuitTable = (circuits: ReadonlyArray<TorCircuit>) => html`
+<table class="sortable" id="circuits"><thead><tr>
+<th data-sort="n" class="n">Circuit</th><th data-sort="s">Purpose</th><th data-sort="s">State</th><th>Path (guard → … → exit)</th><th data-sort="n" class="n">Launched</th><th data-sort="n" class="n">Build time</th><th data-sort="n" class="n">RTT</th><th data-sort="n" class="n">Connections</th><th>Conflux legs</th>
+</tr></thead><tbody>
+${circuits.map((circuit) => html`<tr id="circuit-${circuit.id}">
+<td class="n" data-value="${circuit.id}">${circuitSwatch(circuit.id)}${circuit.id}</td><td>${circuit.purpose ?? ""}</td><td>${circuitState(circuit)}</td>
+<td>${pathView(circuit.path)}</td>
+<td class="n" data-value="${circuit.launchedAt ?? -1}">${circuit.launchedAt === null ? "–" : seconds(circuit.launchedAt)}</td>
+<td class="n" data-value="${circuit.buildTime ?? -1}">${buildTimeCell(circuit)}</td>
+<td class="n" data-value="${circuit.rttMs ?? -1}">${circuit.rttMs === null ? "–" : `${circuit.rttMs} ms`}</td>
+<td class="n" data-value="${circuit.connections.length}">${connectionLinks(circuit.connections)}</td>
+<td>${circuit.conflux.map((id, index) => html`${index > 0 ? ", " : ""}<a href="#circuit-${id}">${id}</a>`)}</td></tr>`)}
+</tbody></table>`
+
+/** The circuits section: the table, or one line saying why there is none. */
+const torSection = (tor: TorView, selected: ReadonlyArray<Connection>, filter: ReportFilter): Html => {
+  const missing = torMissingReason(tor.status)
+  if (missing !== null) return html`<h2>Tor circuits</h2>
+<p class="muted" id="tor-missing">${missing}</p>`
+  const filtered = filter.from !== undefined || filter.to !== undefined || filter.host !== undefined
+  const all = circuitsIn(tor.circuits, selected, filter)
+  const shown = all.length > maxRows ? all.slice(all.length - maxRows) : all
+  return html`<h2>Tor circuits <span class="muted">${filtered ? `(filtered: ${all.length} of ${tor.circuits.length}) ` : ""}Tor ${tor.status.version ?? ""} at ${tor.status.address ?? ""}</span></h2>
+${shown.length < all.length ? html`<p class="warn">Showing the latest ${shown.length} of ${all.length} circuits: narrow the time window or pick a server.</p>` : ""}
+${all.length === 0 ? html`<p class="muted">Tor has reported no circuits${filtered ? " in this view" : " yet"}.</p>` : circuitTable(shown)}`
+}
 
 export interface ReportView {
   readonly connections: ReadonlyArray<Connection>
@@ -90,6 +197,8 @@ export interface ReportView {
   readonly now: number
   readonly version: number
   readonly filter: ReportFilter
+  /** Tor's control port; without it the page has no circuits section. */
+  readonly tor?: TorView
 }
 
 /** The part of the page that updates live. */
@@ -103,11 +212,12 @@ ${summaryView(summarize(selected))}
 ${view.counts.evicted > 0 || view.counts.eventsCut > 0 ? html`<p class="warn">Memory bound: ${view.counts.evicted} oldest closed connections evicted, ${view.counts.eventsCut} events cut from long event logs.</p>` : ""}
 <h2>Time graph <span class="muted">${filtered ? "(filtered)" : ""} now ${seconds(view.now)}</span></h2>
 ${shown.length < selected.length ? html`<p class="warn">Showing the latest ${shown.length} of ${selected.length} connections: narrow the time window or pick a server.</p>` : ""}
-<div class="graph">${renderTimeGraph(shown, { now: view.now, from: view.filter.from, to: view.filter.to, host: view.filter.host })}</div>
+<div class="graph">${renderTimeGraph(shown, { now: view.now, from: view.filter.from, to: view.filter.to, host: view.filter.host, torOf: view.tor?.torOf, circuits: view.tor?.circuits })}</div>
 <h2>Servers</h2>
 ${serverTable(serverStats(selected))}
+${view.tor === undefined ? "" : torSection(view.tor, selected, view.filter)}
 <h2>Connections</h2>
-${connectionTable(shown)}`
+${connectionTable(shown, view.tor)}`
 }
 
 export const reportBody = (view: ReportView): Html => {

@@ -69,7 +69,8 @@ export const makeRouter = (config: ReportAppConfig) =>
           counts: yield* reporter.counts,
           now: yield* reporter.now,
           version: yield* reporter.version,
-          filter: parseFilter(yield* query)
+          filter: parseFilter(yield* query),
+          tor: { status: yield* reporter.torStatus, circuits: yield* reporter.circuits, torOf: reporter.torOf }
         }
         return (yield* partial) ? fragment(reportLive(view)) : page({ title: "Report", body: reportBody(view) })
       })
@@ -88,7 +89,8 @@ export const makeRouter = (config: ReportAppConfig) =>
           connection,
           headers: (yield* settings.get).headers,
           now: yield* reporter.now,
-          version: yield* reporter.version
+          version: yield* reporter.version,
+          tor: { status: yield* reporter.torStatus, circuits: yield* reporter.circuits, torOf: reporter.torOf }
         }
         return (yield* partial)
           ? fragment(connectionLive(view))

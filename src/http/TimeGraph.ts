@@ -5,19 +5,25 @@
  * transfer apart, so a Tor developer sees at a glance which server was slow and
  * whether the time went to Tor or to the server. Every row is a link to its
  * connection, with a tooltip on the bar, each phase and each request/response.
+ * With Tor's control port a row carries its circuit's colour, and a circuit
+ * launched for the connection's stream shows as its build inside the SOCKS setup.
  * What goes where is `TimeGraphLayout`'s; this module writes it as SVG.
  */
 import type { Connection } from "../domain/Connection.js"
 import type { Exchange } from "../domain/Exchange.js"
+import type { TorCircuit } from "../domain/TorCircuits.js"
+import type { TorRelay } from "../domain/TorControlProtocol.js"
 import { Html, html } from "./Html.js"
 import {
   type Axis,
+  circuitHue,
   type Group,
   layoutTimeGraph,
   type Mark,
   type Phase,
   type PhaseKind,
   type Row,
+  type RowCircuit,
   type TimeGraphOptions
 } from "./TimeGraphLayout.js"
 
@@ -25,6 +31,7 @@ export type { TimeGraphOptions } from "./TimeGraphLayout.js"
 
 const phaseNames: Record<PhaseKind, string> = {
   socks: "SOCKS setup (Tor stream setup)",
+  circuit: "Tor circuit build",
   delay: "delay injected by MITM",
   tls: "TLS handshake",
   waiting: "waiting for the server",
@@ -33,6 +40,27 @@ const phaseNames: Record<PhaseKind, string> = {
 }
 
 const s3 = (seconds: number) => `${seconds.toFixed(3)} s`
+
+/** `0.84 s`: up to milliseconds, no trailing zeros. */
+export const shortSeconds = (seconds: number): string => `${Number(seconds.toFixed(3))} s`
+
+/** A circuit's colour, the same in the graph, the circuits table and the connection page. */
+export const circuitColour = (id: string): string => `hsl(${circuitHue(id)},70%,42%)`
+
+/** A relay as people name it: its nickname, else its fingerprint. */
+export const relayName = (relay: TorRelay): string => relay.nickname ?? relay.fingerprint ?? "?"
+
+/** `circuit 7: guard → middle → exit`. */
+export const circuitLine = (id: string, path: ReadonlyArray<TorRelay>): string =>
+  `circuit ${id}${path.length === 0 ? "" : `: ${path.map(relayName).join(" → ")}`}`
+
+/** `circuit 7 built in 0.84 s`, or how far it got. */
+export const circuitBuildLine = (circuit: TorCircuit): string =>
+  circuit.buildTime !== null
+    ? `circuit ${circuit.id} built in ${shortSeconds(circuit.buildTime)}`
+    : circuit.state === "launched"
+    ? `circuit ${circuit.id} still building`
+    : `circuit ${circuit.id} ${circuit.state} before it was built${circuit.reason === null ? "" : ` (${circuit.reason})`}`
 
 /** `0 s`, `0.5 s`, `2 s`, `120 s`: as many decimals as the step needs, no trailing zeros. */
 const tickLabel = (value: number, step: number): string => {
@@ -51,7 +79,8 @@ const legendLine = 18
 const hostChars = 70
 
 // Okabe–Ito colours (told apart with colour blindness); the delay is hatched as well,
-// so that injected time never reads as Tor's or the server's.
+// so that injected time never reads as Tor's or the server's. A circuit build is a
+// darker SOCKS orange: it is part of Tor's stream setup.
 const styles = `
 .tg text{font:11px system-ui,sans-serif;fill:#333}
 .tg .grid{stroke:#e6e8ec}
@@ -66,6 +95,7 @@ const styles = `
 .tg .open .bar{stroke-dasharray:3 2}
 .tg .arrow{fill:#556}
 .tg .socks{fill:#e69f00}
+.tg .circuit{fill:#a86400}
 .tg .delay{fill:url(#tg-hatch)}
 .tg .tls{fill:#56b4e9}
 .tg .waiting{fill:#f0e442}
@@ -91,26 +121,36 @@ const xOf = (axis: Axis) => (t: number): number => px(axis.left + (Math.min(Math
 
 type LegendSample = (x: number, y: number) => Html
 
-/** One entry per colour and mark. */
-const legendEntries: ReadonlyArray<readonly [sample: LegendSample, name: string]> = [
-  ...(["socks", "delay", "tls", "waiting", "transfer", "idle"] as const).map((kind): readonly [LegendSample, string] => [
-    (x, y) => html`<rect class="${kind}" x="${x}" y="${y - 9}" width="14" height="10"/>`,
-    phaseNames[kind]
-  ]),
+const phaseSample = (kind: PhaseKind): readonly [LegendSample, string] => [
+  (x, y) => html`<rect class="${kind}" x="${x}" y="${y - 9}" width="14" height="10"/>`,
+  phaseNames[kind]
+]
+
+/** One entry per colour and mark; the circuit's only when some row has a circuit. */
+const legendEntries = (tor: boolean): ReadonlyArray<readonly [sample: LegendSample, name: string]> => [
+  ...(tor ? ["socks", "circuit", "delay", "tls", "waiting", "transfer", "idle"] as const : ["socks", "delay", "tls", "waiting", "transfer", "idle"] as const)
+    .map(phaseSample),
   [(x, y) => html`<circle class="req" cx="${x + 7}" cy="${y - 4}" r="4"/>`, "request sent"],
   [(x, y) => html`<circle class="res" cx="${x + 7}" cy="${y - 4}" r="4"/>`, "response started"],
   [(x, y) => html`<circle class="ireq" cx="${x + 7}" cy="${y - 4}" r="3.5"/>`, "inferred request (encrypted)"],
   [(x, y) => html`<circle class="ires" cx="${x + 7}" cy="${y - 4}" r="3.5"/>`, "inferred response (encrypted)"],
   [(x, y) => html`<g class="open"><rect class="bar" x="${x}" y="${y - 10}" width="14" height="12"/></g>`, "still open (drawn to now)"],
-  [(x, y) => html`<g class="failed"><rect class="bar" x="${x}" y="${y - 10}" width="14" height="12"/></g>`, "failed"]
+  [(x, y) => html`<g class="failed"><rect class="bar" x="${x}" y="${y - 10}" width="14" height="12"/></g>`, "failed"],
+  ...(tor
+    ? [[
+      (x: number, y: number) =>
+        html`${["3", "4", "5"].map((id, k) => html`<rect fill="${circuitColour(id)}" x="${x + k * 5}" y="${y - 9}" width="4" height="10"/>`)}`,
+      "Tor circuit (a colour each)"
+    ] as const]
+    : [])
 ]
 
 /** The legend wrapped to `width` (about 6 px a character), and the baseline of its last line. */
-const legendOf = (width: number): { readonly markup: ReadonlyArray<Html>; readonly lastLine: number } => {
+const legendOf = (width: number, tor: boolean): { readonly markup: ReadonlyArray<Html>; readonly lastLine: number } => {
   const markup: Array<Html> = []
   let x = 4
   let y = 13
-  for (const [sample, name] of legendEntries) {
+  for (const [sample, name] of legendEntries(tor)) {
     const itemWidth = 20 + name.length * 6 + 14
     if (x + itemWidth > width && x > 4) {
       x = 4
@@ -132,6 +172,8 @@ const phaseNote = (phase: Phase, connection: Connection): string => {
   switch (phase.kind) {
     case "socks":
       return `${phase.request?.detail ?? `${connection.host}:${connection.port}`} → ${phase.reply?.detail ?? "no reply yet"}`
+    case "circuit":
+      return `${circuitBuildLine(phase.circuit)}\n${circuitLine(phase.circuit.id, phase.circuit.path)}`
     case "delay":
       return phase.hold.delay === "socks"
         ? `${phase.hold.start.detail}${stillHeld(phase.hold.released)}`
@@ -191,12 +233,17 @@ const rowTip = (row: Row, now: number): string => {
     `#${c.id} ${c.host}:${c.port} · ${row.open ? "open (drawn to now)" : c.state}`,
     `opened ${s3(c.openedAt)} · ${c.closedAt === null ? `still open at ${s3(now)}` : `closed ${s3(c.closedAt)}`} · ${s3(row.end - row.start)}`,
     row.reply === null ? "no SOCKS reply yet" : `SOCKS reply ${s3(row.reply.time)}: ${row.reply.detail}`,
+    ...(row.circuit === null ? [] : [circuitLine(row.circuit.id, row.circuit.attribution.path)]),
     `${row.requests} request${row.requests === 1 ? "" : "s"}, ${row.responses} response${row.responses === 1 ? "" : "s"} · ${c.bytesUp} bytes up, ${c.bytesDown} bytes down`,
     ...(c.error === null ? [] : [`error: ${c.error}`])
   ].join("\n")
 }
 
-/** One connection's row at `rowY`: label, outline, phases, marks and, while open, an arrow at now. */
+/** A square in the circuit's colour just left of the plot, so that rows on one circuit line up by colour. */
+const circuitMarker = (circuit: RowCircuit, axis: Axis, barY: number): Html =>
+  html`<rect class="circ" x="${axis.left - 6}" y="${barY}" width="4" height="${barHeight}" fill="${circuitColour(circuit.id)}"><title>${circuitLine(circuit.id, circuit.attribution.path)}</title></rect>`
+
+/** One connection's row at `rowY`: label, circuit marker, outline, phases, marks and, while open, an arrow at now. */
 const rowSvg = (row: Row, axis: Axis, now: number, rowY: number): Html => {
   const x = xOf(axis)
   const { id, port, state } = row.connection
@@ -215,7 +262,7 @@ const rowSvg = (row: Row, axis: Axis, now: number, rowY: number): Html => {
   const arrow = row.open && row.end >= axis.start && row.end <= axis.end
     ? html`<path class="arrow" d="M${x1 + 1} ${barY - 2}l5 ${barHeight / 2 + 2}l-5 ${barHeight / 2 + 2}z"/>`
     : ""
-  return html`<g class="row ${state}" data-id="${id}"><a href="/connections/${id}"><title>${rowTip(row, now)}</title><text class="l" x="${axis.left - 8}" y="${rowY + 12}">#${id} :${port}</text><rect class="bar" x="${px(x0 - 0.5)}" y="${barY - 1}" width="${px(Math.max(x1 - x0, 0) + 1)}" height="${barHeight + 2}"/>${phases}${marks}${arrow}</a></g>
+  return html`<g class="row ${state}" data-id="${id}"><a href="/connections/${id}"><title>${rowTip(row, now)}</title><text class="l" x="${axis.left - 8}" y="${rowY + 12}">#${id} :${port}</text>${row.circuit === null ? "" : circuitMarker(row.circuit, axis, barY)}<rect class="bar" x="${px(x0 - 0.5)}" y="${barY - 1}" width="${px(Math.max(x1 - x0, 0) + 1)}" height="${barHeight + 2}"/>${phases}${marks}${arrow}</a></g>
 `
 }
 
@@ -255,7 +302,7 @@ export const renderTimeGraph = (connections: ReadonlyArray<Connection>, options:
     return emptyGraph(layout.reason === "NoConnections" ? "No connections yet" : "No connections match this filter")
   }
   const { axis, groups, width } = layout
-  const legend = legendOf(width)
+  const legend = legendOf(width, layout.tor)
   const top = legend.lastLine + 8 + axisHeight
   const body: Array<Html> = []
   let y = top

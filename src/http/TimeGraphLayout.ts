@@ -3,11 +3,13 @@
  * rows, cut into which phases, with which marks, on which axis. Numbers and
  * references to the measurements only; the SVG is written from it by
  * `TimeGraph`. Requests and responses come from `exchanges`, the one place
- * they are paired.
+ * they are paired. With Tor's control port, rows also carry their circuit, and
+ * a circuit launched for a connection's stream is drawn inside its SOCKS setup.
  */
 import type { Connection } from "../domain/Connection.js"
 import type { EventOf } from "../domain/Event.js"
 import { type Exchange, exchanges } from "../domain/Exchange.js"
+import type { TorAttribution, TorCircuit } from "../domain/TorCircuits.js"
 
 export interface TimeGraphOptions {
   /** Session seconds now: open connections are drawn to here. */
@@ -19,6 +21,10 @@ export interface TimeGraphOptions {
   readonly host?: string
   /** Pixels; the SVG scales to its container. Default 1100, at least 400. */
   readonly width?: number
+  /** Which Tor stream and circuit carried a connection (the control port's `torOf`); without it rows have no circuit. */
+  readonly torOf?: (connectionId: number) => TorAttribution | null
+  /** The circuits Tor reported, for their launch and build times; without them no circuit build is drawn. */
+  readonly circuits?: ReadonlyArray<TorCircuit>
 }
 
 interface Interval {
@@ -43,6 +49,8 @@ export type Phase =
     readonly reply: EventOf<"SocksResponseEnd"> | null
   }
   | Interval & { readonly kind: "delay"; readonly hold: Hold }
+  /** Tor building the circuit launched for this connection's stream (launch → built), inside the SOCKS setup. */
+  | Interval & { readonly kind: "circuit"; readonly circuit: TorCircuit }
   | Interval & {
     readonly kind: "tls"
     readonly clientHello: EventOf<"TlsClientHello">
@@ -58,6 +66,17 @@ export interface Mark {
   readonly kind: "request" | "response" | "inferredRequest" | "inferredResponse"
   readonly time: number
   readonly exchange: Exchange
+}
+
+/** The Tor circuit that carried a row's connection, as the control port reported it. */
+export interface RowCircuit {
+  /** The connection's stream, the circuit id and its path. */
+  readonly attribution: TorAttribution
+  readonly id: string
+  /** The circuit as Tor listed it; null when it is no longer listed (evicted) or circuits were not given. */
+  readonly circuit: TorCircuit | null
+  /** The hue of the circuit's colour in degrees, from its id: rows on one circuit share it. */
+  readonly hue: number
 }
 
 /** One connection's row. */
@@ -76,6 +95,8 @@ export interface Row {
   /** HTTP requests on the connection, and how many of them were answered. */
   readonly requests: number
   readonly responses: number
+  /** The circuit Tor attached the connection's stream to; null when none is known. */
+  readonly circuit: RowCircuit | null
 }
 
 /** One server's rows, with the slowest of each kind of time for its header. */
@@ -83,7 +104,7 @@ export interface Group {
   /** The requested host, or a placeholder when there was no valid SOCKS request. */
   readonly host: string
   readonly rows: ReadonlyArray<Row>
-  /** The longest SOCKS setup phase and waiting phase among its rows, seconds (0 when none). */
+  /** The longest SOCKS setup (its circuit build included, injected delay not) and waiting phase among its rows, seconds (0 when none). */
   readonly slowestSetup: number
   readonly slowestWait: number
 }
@@ -117,6 +138,8 @@ export type TimeGraphLayout =
     readonly rows: number
     /** Where the "now" line goes: set when open connections are drawn and now is in the window. */
     readonly now: number | null
+    /** Some row has a circuit: the legend explains circuit colours and builds. */
+    readonly tor: boolean
   }
 
 const labelWidth = 112
@@ -129,7 +152,7 @@ const tickSpacing = 95
  * everything (it is not Tor's time nor the server's), a response being transferred over
  * the next pipelined request's wait.
  */
-const priority: Record<PhaseKind, number> = { delay: 5, socks: 4, tls: 3, transfer: 2, waiting: 1, idle: 0 }
+const priority: Record<PhaseKind, number> = { delay: 6, circuit: 5, socks: 4, tls: 3, transfer: 2, waiting: 1, idle: 0 }
 
 /** What a connection's setup left in its events: read directly, as no exchange holds it. */
 interface Setup {
@@ -175,8 +198,20 @@ const setupOf = (connection: Connection): Setup => {
   return { request, reply, held, released, clientHello, serverHello }
 }
 
+/**
+ * The circuit's build when it was launched for this connection's stream: its launch lies
+ * between the SOCKS request and the reply (or the bar's end, while there is none). It
+ * runs to the build, or while unbuilt to the end of the SOCKS setup, and never past it.
+ */
+const circuitBuildOf = (setup: Setup, circuit: TorCircuit | null, end: number): Interval | null => {
+  if (circuit === null || circuit.launchedAt === null || setup.request === null) return null
+  const setupEnd = Math.min(setup.reply?.time ?? end, end)
+  if (circuit.launchedAt < setup.request.time || circuit.launchedAt > setupEnd) return null
+  return { start: circuit.launchedAt, end: Math.min(circuit.builtAt ?? circuit.closedAt ?? setupEnd, setupEnd) }
+}
+
 /** The raw, possibly overlapping phases of a connection whose bar ends at `end`. */
-const spansOf = (connection: Connection, setup: Setup, end: number): Array<Phase> => {
+const spansOf = (connection: Connection, setup: Setup, circuit: TorCircuit | null, end: number): Array<Phase> => {
   const spans: Array<Phase> = []
   const add = (phase: Phase) => {
     if (phase.end > phase.start) spans.push(phase)
@@ -189,6 +224,8 @@ const spansOf = (connection: Connection, setup: Setup, end: number): Array<Phase
     add({ kind: "delay", start: since(held.time), end: until(released?.time ?? end), hold: { delay: "socks", start: held, released: released !== null } })
   }
   add({ kind: "socks", start: connection.openedAt, end: until(reply?.time ?? end), request, reply })
+  const build = circuitBuildOf(setup, circuit, end)
+  if (build !== null && circuit !== null) add({ kind: "circuit", start: since(build.start), end: until(build.end), circuit })
   if (clientHello !== null) add({ kind: "tls", start: since(clientHello.time), end: until(serverHello?.time ?? end), clientHello, serverHello })
   for (const exchange of exchanges(connection)) {
     if (exchange.inferred) continue
@@ -206,8 +243,8 @@ const spansOf = (connection: Connection, setup: Setup, end: number): Array<Phase
  * Cuts a bar into consecutive, non-overlapping phases: at every moment the
  * highest-priority phase running (the earliest started among equals), idle where none is.
  */
-const partition = (connection: Connection, setup: Setup, end: number): Array<Phase> => {
-  const spans = spansOf(connection, setup, end)
+const partition = (connection: Connection, setup: Setup, circuit: TorCircuit | null, end: number): Array<Phase> => {
+  const spans = spansOf(connection, setup, circuit, end)
   const times = new Set<number>([connection.openedAt, end])
   for (const span of spans) times.add(span.start).add(span.end)
   const cuts = Array.from(times).sort((a, b) => a - b)
@@ -240,9 +277,35 @@ const partition = (connection: Connection, setup: Setup, end: number): Array<Pha
 /** Where a connection's bar ends: its close, or now while it is open. */
 const barEnd = (connection: Connection, now: number): number => Math.max(connection.closedAt ?? now, connection.openedAt)
 
-/** The phases of a connection's whole bar, in time order, covering it once from opening to close (or `now`). */
-export const phasesOf = (connection: Connection, now: number): ReadonlyArray<Phase> =>
-  partition(connection, setupOf(connection), barEnd(connection, now))
+/**
+ * The phases of a connection's whole bar, in time order, covering it once from opening to
+ * close (or `now`); with the circuit that carried it, that circuit's build when launched for it.
+ */
+export const phasesOf = (connection: Connection, now: number, circuit: TorCircuit | null = null): ReadonlyArray<Phase> =>
+  partition(connection, setupOf(connection), circuit, barEnd(connection, now))
+
+/**
+ * A circuit's hue in degrees: numeric ids step by the golden angle, so that circuits
+ * launched one after another get far-apart colours; other ids are hashed.
+ */
+export const circuitHue = (id: string): number => {
+  const numeric = /^\d{1,15}$/.test(id)
+  let n = numeric ? Number(id) : 0
+  if (!numeric) for (let i = 0; i < id.length; i++) n = (n * 31 + id.charCodeAt(i)) % 1_000_003
+  return Math.round((n * 137.508) % 360) % 360
+}
+
+/** A connection's circuit from the control port's answers; null when its stream is not on a known circuit. */
+const circuitOf = (
+  connection: Connection,
+  torOf: ((connectionId: number) => TorAttribution | null) | undefined,
+  circuits: ReadonlyMap<string, TorCircuit>
+): RowCircuit | null => {
+  const attribution = torOf?.(connection.id) ?? null
+  if (attribution === null || attribution.circuit === null) return null
+  const id = attribution.circuit
+  return { attribution, id, circuit: circuits.get(id) ?? null, hue: circuitHue(id) }
+}
 
 /** A circle for each request and response start: read ones (requests first), then inferred ones in order. */
 const marksOf = (all: ReadonlyArray<Exchange>, shown: (time: number) => boolean): Array<Mark> => {
@@ -302,7 +365,14 @@ const byServer = (connections: ReadonlyArray<Connection>): Array<{ readonly host
 }
 
 /** A connection's row, given its setup and its whole bar's phases: what of them falls in the window. */
-const rowOf = (connection: Connection, setup: Setup, phases: ReadonlyArray<Phase>, end: number, axis: Axis): Row => {
+const rowOf = (
+  connection: Connection,
+  setup: Setup,
+  circuit: RowCircuit | null,
+  phases: ReadonlyArray<Phase>,
+  end: number,
+  axis: Axis
+): Row => {
   const inWindow = (t: number) => t >= axis.start && t <= axis.end
   const all = exchanges(connection)
   let requests = 0
@@ -321,7 +391,8 @@ const rowOf = (connection: Connection, setup: Setup, phases: ReadonlyArray<Phase
     marks: marksOf(all, inWindow),
     reply: setup.reply,
     requests,
-    responses
+    responses,
+    circuit
   }
 }
 
@@ -342,21 +413,29 @@ export const layoutTimeGraph = (connections: ReadonlyArray<Connection>, options:
   }
   const width = Math.max(options.width ?? 1100, 400)
   const axis = axisOf(first, last, options, width)
+  const circuits = new Map<string, TorCircuit>()
+  for (const circuit of options.circuits ?? []) circuits.set(circuit.id, circuit)
+  let tor = false
   const groups = byServer(visible).map(({ connections: members, host }): Group => {
     let slowestSetup = 0
     let slowestWait = 0
     const rows = members.map((connection) => {
       const setup = setupOf(connection)
       const end = barEnd(connection, now)
-      const phases = partition(connection, setup, end)
+      const circuit = circuitOf(connection, options.torOf, circuits)
+      if (circuit !== null) tor = true
+      const phases = partition(connection, setup, circuit?.circuit ?? null, end)
+      // A circuit build cuts the SOCKS setup in two; it is Tor's setup time all the same.
+      let setupTime = 0
       for (const phase of phases) {
-        if (phase.kind === "socks") slowestSetup = Math.max(slowestSetup, phase.end - phase.start)
+        if (phase.kind === "socks" || phase.kind === "circuit") setupTime += phase.end - phase.start
         if (phase.kind === "waiting") slowestWait = Math.max(slowestWait, phase.end - phase.start)
       }
-      return rowOf(connection, setup, phases, end, axis)
+      slowestSetup = Math.max(slowestSetup, setupTime)
+      return rowOf(connection, setup, circuit, phases, end, axis)
     })
     return { host, rows, slowestSetup, slowestWait }
   })
   const showsNow = visible.some((c) => c.state === "open") && now >= axis.start && now <= axis.end
-  return { _tag: "Graph", width, axis, groups, rows: visible.length, now: showsNow ? now : null }
+  return { _tag: "Graph", width, axis, groups, rows: visible.length, now: showsNow ? now : null, tor }
 }
