@@ -121,6 +121,8 @@ interface CircuitRecord {
   readonly connections: Set<number>
   /** The watch (control connection) in which Tor last spoke of it. */
   watch: number
+  /** The watch in which a CIRC or CIRC_MINOR event last spoke of it; -1 when none did. */
+  eventWatch: number
 }
 
 interface StreamRecord {
@@ -239,13 +241,16 @@ export class TorCircuits {
    * A `GETINFO circuit-status` snapshot (asked after SETEVENTS, so later
    * changes come as events). Circuits first seen here have no launch or build
    * time; open circuits that it does not list and that no event of this watch
-   * mentioned closed while MITM was not watching.
+   * mentioned closed while MITM was not watching. A circuit that an event of
+   * this watch spoke of is left as the events say: every change since SETEVENTS
+   * came as an event, and events read after the snapshot's reply are newer than it.
    */
   circuitStatus(entries: ReadonlyArray<CircuitStatusEntry>): void {
     const listed = new Set<string>()
     for (const entry of entries) {
       listed.add(entry.id)
       let circuit = this.circuitsById.get(entry.id)
+      if (circuit !== undefined && circuit.eventWatch === this.watch) continue
       // An ended circuit listed as open is a restarted Tor's circuit with a reused id.
       if (circuit !== undefined && (circuit.closed || circuit.failed) && entry.status !== "CLOSED" && entry.status !== "FAILED") {
         this.evict(circuit)
@@ -375,7 +380,8 @@ export class TorCircuits {
       rttMs: null,
       confluxId: null,
       connections: new Set(),
-      watch: this.watch
+      watch: this.watch,
+      eventWatch: -1
     }
     this.circuitsById.set(id, circuit)
     return circuit
@@ -403,6 +409,7 @@ export class TorCircuits {
       circuit = undefined
     }
     if (circuit === undefined) circuit = this.newCircuit(event.id, event.status === "LAUNCHED" ? at : null)
+    circuit.eventWatch = this.watch
     this.applyFields(circuit, event)
     switch (event.status) {
       case "BUILT":
@@ -420,7 +427,9 @@ export class TorCircuits {
 
   private circMinor(event: CircMinorEvent): void {
     const circuit = this.circuitsById.get(event.id)
-    if (circuit !== undefined) this.applyFields(circuit, event)
+    if (circuit === undefined) return
+    circuit.eventWatch = this.watch
+    this.applyFields(circuit, event)
   }
 
   private circBw(event: CircBwEvent): void {

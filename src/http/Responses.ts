@@ -32,15 +32,24 @@ const comma = Buffer.from(",")
  */
 const bytesPerWrite = 256 * 1024
 
-function* arrayPieces<A>(items: ReadonlyArray<A>, build: (item: A) => unknown): Generator<Uint8Array> {
+/** How an item becomes JSON: built as a value for JSON.stringify, or written as text. */
+type ItemWriter<A> = { readonly build: (item: A) => unknown } | { readonly text: (item: A) => string }
+
+const pieceOf = <A>(items: ReadonlyArray<A>, writer: ItemWriter<A>): Buffer => {
+  if ("text" in writer) return Buffer.from(items.map(writer.text).join(","))
+  // "[a,b]": its brackets go (as bytes, not by copying the text).
+  const bytes = Buffer.from(JSON.stringify(items.map(writer.build)))
+  return bytes.subarray(1, bytes.length - 1)
+}
+
+function* arrayPieces<A>(items: ReadonlyArray<A>, writer: ItemWriter<A>): Generator<Uint8Array> {
   let batch: Array<Buffer> = []
   let batched = 0
   for (let i = 0; i < items.length; i += itemsPerPiece) {
-    // Each piece is "[a,b]": its brackets go (as bytes, not by copying the text), and a comma
-    // joins it to the piece before.
-    const bytes = Buffer.from(JSON.stringify(items.slice(i, i + itemsPerPiece).map(build)))
+    // A comma joins each piece to the piece before.
+    const bytes = pieceOf(items.slice(i, i + itemsPerPiece), writer)
     if (i > 0) batch.push(comma)
-    batch.push(bytes.subarray(1, bytes.length - 1))
+    batch.push(bytes)
     batched += bytes.length
     if (batched >= bytesPerWrite) {
       yield Buffer.concat(batch)
@@ -65,6 +74,8 @@ export const jsonStream = <A>(
   options: {
     readonly within?: (marker: string) => unknown
     readonly build?: (item: A) => unknown
+    /** Writes an item as JSON text itself, instead of `build` and JSON.stringify. */
+    readonly text?: (item: A) => string
     readonly headers?: Record<string, string>
   } = {}
 ) => {
@@ -79,7 +90,7 @@ export const jsonStream = <A>(
   }
   const pieces = function*(): Generator<Uint8Array> {
     yield Buffer.from(before)
-    yield* arrayPieces(array, options.build ?? ((item) => item))
+    yield* arrayPieces(array, options.text !== undefined ? { text: options.text } : { build: options.build ?? ((item) => item) })
     yield Buffer.from(after)
   }
   return HttpServerResponse.stream(Stream.fromIterable({ [Symbol.iterator]: pieces }), {

@@ -32,6 +32,9 @@ import { relay, type RunHold } from "./Relay.js"
 /** The in-band report's host: answered by MITM itself, never sent upstream, never measured. */
 export const reportHost = "mitm.proxy"
 
+/** Closed connections whose late Tor notices are still recorded. */
+const recentlyClosed = 1024
+
 /** A client that has not finished its SOCKS request by then is closed (slowloris). */
 const handshakeTimeout = Duration.seconds(30)
 
@@ -87,12 +90,20 @@ const commandNotSupported = (request: SocksRequest) =>
 
 export const makeClientSession = (parts: SessionParts) => {
   const { clock, deadlines, store, tor } = parts
-  /** Connections still open, by id: where Tor's notices about them are recorded. */
-  const open = new Map<number, ConnectionRecorder>()
+  /**
+   * Connections open or recently closed, by id: where Tor's notices about them are recorded.
+   * Tor's events may come after a short connection closed; the last `recentlyClosed` stay.
+   */
+  const known = new Map<number, ConnectionRecorder>()
+  const closedIds: Array<number> = []
+  const forget = (id: number) => {
+    closedIds.push(id)
+    if (closedIds.length > recentlyClosed) known.delete(closedIds.shift()!)
+  }
 
-  /** Records what Tor's control port reported about a connection's stream, if it is still open. */
+  /** Records what Tor's control port reported about a connection's stream. */
   const recordTorNotice = (notice: TorNotice) => {
-    const recorder = open.get(notice.connectionId)
+    const recorder = known.get(notice.connectionId)
     if (recorder === undefined) return
     recorder.record(stamp(notice.time, notice._tag === "TorStreamAttached"
       ? { type: "TorStreamAttached", stream: notice.stream, circuit: notice.circuit, path: notice.path }
@@ -182,7 +193,7 @@ export const makeClientSession = (parts: SessionParts) => {
     const { bytesDown, bytesUp } = recorder.current()
     recorder.record(stamp(time, { type: "ConnectionClose", closedBy, bytesUp, bytesDown }))
     recorder.finish({ state, time, closedBy, error })
-    open.delete(recorder.id)
+    forget(recorder.id)
     tor.upstreamClosed(recorder.id)
   }
 
@@ -291,7 +302,7 @@ export const makeClientSession = (parts: SessionParts) => {
         openedAt
       })
       recorder.record(stamp(openedAt, { type: "SocksRequestStart", host: request.host, port: request.port, command, version: request.version }))
-      open.set(recorder.id, recorder)
+      known.set(recorder.id, recorder)
       const refusal = refuse(request.version)
       if (refusal !== undefined) return yield* refused(socket, recorder, request, refusal)
       switch (request.command) {

@@ -74,18 +74,23 @@ export class Mitm extends Context.Tag("test/Mitm")<Mitm, {
   readonly clients: Effect.Effect<number>
 }>() {}
 
-/** A running MITM on ephemeral ports; the upstream follows the settings unless another layer is given. */
+/**
+ * A running MITM on ephemeral ports; the upstream follows the settings unless another layer is given.
+ * `torControl`: Tor's control port to read circuits from (default off).
+ */
 export const startMitm = (
   settings: Partial<Settings> = {},
   upstream: Layer.Layer<Upstream, never, SettingsStore | Deadlines> = UpstreamFromSettings.layer,
-  maxClients?: number
+  maxClients?: number,
+  torControl?: App.AppConfig["torControl"]
 ) =>
   Effect.gen(function*() {
     const context = yield* Layer.build(App.layerWith({
       listen: { host: "127.0.0.1", port: 0 },
       report: { host: "127.0.0.1", port: 0 },
       settings: { ...defaultSettings, ...settings },
-      maxClients
+      maxClients,
+      torControl
     }, upstream))
     const reporter = Context.get(context, Reporter)
     const proxy = Context.get(context, Proxy)

@@ -1,10 +1,16 @@
 /**
  * A private Tor network on loopback for end-to-end tests: 3 directory
  * authorities (also relays), 2 exit relays that exit to 127.0.0.0/8 only, and
- * 1 client whose SOCKSPort is the upstream for MITM. The torrc templates are
- * in tor/. Nothing contacts the public Tor network: the network has its own
- * DirAuthority lines, every socket is bound to 127.0.0.1, and every tor exits
- * with the test process (__OwningControllerProcess).
+ * 1 client whose SOCKSPort is the upstream for MITM and whose ControlPort
+ * (on loopback) MITM reads circuits from: cookie authentication by default
+ * (`CookieAuthentication 1`, the cookie in the client's data dir), or
+ * `HashedControlPassword` (`control: { _tag: "Password", password }`). More
+ * clients on the same network (`extraClients`, e.g. one with a password while
+ * the first uses the cookie) start and bootstrap with it, in parallel.
+ * The torrc templates are in tor/. Nothing contacts the public Tor network:
+ * the network has its own DirAuthority lines, every socket is bound to
+ * 127.0.0.1, and every tor exits with the test process
+ * (__OwningControllerProcess).
  *
  * The network lives in a temp dir under os.tmpdir(); the scope's finalizer
  * kills every tor (its process group) and deletes the dir.
@@ -17,13 +23,57 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 
+/** How a client's control port lets a controller in. */
+export type ControlAuth =
+  /** `CookieAuthentication 1`: Tor offers COOKIE and SAFECOOKIE, the cookie file is in the client's data dir. */
+  | { readonly _tag: "Cookie" }
+  /** `HashedControlPassword` (the hash from `tor --hash-password`); no cookie. */
+  | { readonly _tag: "Password"; readonly password: string }
+
+export interface TorClient {
+  readonly nick: string
+  /** SOCKS5 on 127.0.0.1. */
+  readonly socksPort: number
+  /** The control port on 127.0.0.1. */
+  readonly controlPort: number
+  readonly auth: ControlAuth
+  /** Where Tor writes the cookie (CookieAuthentication 1); null with a password. */
+  readonly cookieFile: string | null
+  readonly dataDir: string
+}
+
+/** A relay of the network, as its `fingerprint` file names it. */
+export interface TorRelay {
+  readonly nickname: string
+  /** 40 upper-case hex characters. */
+  readonly fingerprint: string
+  readonly role: "authority" | "exit"
+}
+
+export interface TorNetworkOptions {
+  /** How the first client's control port authenticates; default the cookie. */
+  readonly control?: ControlAuth
+  /** More clients on the same network, started and bootstrapped with it. */
+  readonly extraClients?: ReadonlyArray<ControlAuth>
+}
+
 export interface TorNetwork {
   /** The client's SOCKS5 port on 127.0.0.1. */
   readonly socksPort: number
+  /** The client's control port on 127.0.0.1. */
+  readonly controlPort: number
+  /** The first client (the one `socksPort` and `controlPort` are of). */
+  readonly client: TorClient
+  /** The `extraClients`, in the order asked for. */
+  readonly extraClients: ReadonlyArray<TorClient>
+  /** The 3 authorities and 2 exits. */
+  readonly relays: ReadonlyArray<TorRelay>
+  /** What `tor --version` says (`0.4.9.11`). */
+  readonly torVersion: string
   readonly dataDir: string
   /**
    * From the start (key generation included, ~2-3 s) to the client's
-   * "Bootstrapped 100%" with every relay in its consensus.
+   * "Bootstrapped 100%" with every relay in its consensus (every client's).
    */
   readonly bootstrapSeconds: number
 }
@@ -153,6 +203,27 @@ const authorityKeys = (dir: string, dirPort: number) =>
     return match[1]
   })
 
+/** The `16:…` hash that `HashedControlPassword` takes, from `tor --hash-password`. */
+const hashPassword = (password: string) =>
+  Effect.flatMap(run(torBinary!, ["--hash-password", password, "--quiet"]), (stdout) => {
+    const match = /^16:[0-9A-F]+$/m.exec(stdout)
+    return match === null
+      ? Effect.fail(new Error("tor --hash-password printed no 16:… hash"))
+      : Effect.succeed(match[0])
+  })
+
+/** The torrc lines that open a client's control port on loopback with `auth`. */
+const controlLines = (auth: ControlAuth, port: number, dir: string) =>
+  Effect.gen(function*() {
+    const lines = [`ControlPort 127.0.0.1:${port}`]
+    if (auth._tag === "Cookie") {
+      lines.push("CookieAuthentication 1", `CookieAuthFile ${path.join(dir, "control_auth_cookie")}`)
+    } else {
+      lines.push("CookieAuthentication 0", `HashedControlPassword ${yield* hashPassword(auth.password)}`)
+    }
+    return lines.join("\n")
+  })
+
 const sleep = (ms: number) => Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, ms)))
 
 const stopAll = (running: ReadonlyArray<Running>) =>
@@ -173,7 +244,8 @@ const stopAll = (running: ReadonlyArray<Running>) =>
     running.forEach((entry) => signal(entry, "SIGKILL"))
   })
 
-export const torNetwork: Effect.Effect<TorNetwork, Error, Scope.Scope> = Effect.gen(function*() {
+/** A private network with the clients `options` asks for; the scope stops it and deletes its files. */
+export const torNetworkWith = (options: TorNetworkOptions = {}): Effect.Effect<TorNetwork, Error, Scope.Scope> => Effect.gen(function*() {
   if (!torAvailable) return yield* Effect.fail(new Error("tor and tor-gencert are not installed (Debian: apt-get install tor)"))
   const started = Date.now()
   const root = yield* Effect.acquireRelease(
@@ -181,7 +253,10 @@ export const torNetwork: Effect.Effect<TorNetwork, Error, Scope.Scope> = Effect.
     (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
   )
   fs.chmodSync(root, 0o700)
-  const [socksPort, ...ports] = yield* freePorts(1 + 3 * 2 + 2)
+  const clientAuths: ReadonlyArray<ControlAuth> = [options.control ?? { _tag: "Cookie" }, ...(options.extraClients ?? [])]
+  const allPorts = yield* freePorts(3 * 2 + 2 + 2 * clientAuths.length)
+  const ports = allPorts.slice(0, 8)
+  const clientPorts = allPorts.slice(8)
 
   const authorities = yield* Effect.forEach([0, 1, 2], (i) =>
     Effect.gen(function*() {
@@ -198,11 +273,17 @@ export const torNetwork: Effect.Effect<TorNetwork, Error, Scope.Scope> = Effect.
   ).join("\n")
 
   const common = readTemplate("common.torrc")
-  const node = (nick: string, role: string, values: Record<string, number>): Node => {
+  /** `control`: the lines that replace common.torrc's `ControlPort 0` (a client's control port). */
+  const node = (nick: string, role: string, values: Record<string, number>, control?: string): Node => {
     const dir = path.join(root, nick)
     if (!fs.existsSync(dir)) makeNodeDir(root, nick)
     const torrc = path.join(dir, "torrc")
-    const filled = fill(common, { dir, nick, owner: process.pid, authorities: dirAuthorities }) + "\n" +
+    let shared = fill(common, { dir, nick, owner: process.pid, authorities: dirAuthorities })
+    if (control !== undefined) {
+      if (!/^ControlPort 0$/m.test(shared)) throw new Error("tor/common.torrc has no `ControlPort 0` line to replace")
+      shared = shared.replace(/^ControlPort 0$/m, control)
+    }
+    const filled = shared + "\n" +
       fill(readTemplate(`${role}.torrc`), { dir, nick, ...values })
     fs.writeFileSync(torrc, filled)
     return { nick, dir, torrc }
@@ -212,8 +293,25 @@ export const torNetwork: Effect.Effect<TorNetwork, Error, Scope.Scope> = Effect.
     node("exit0", "exit", { orport: ports[6] }),
     node("exit1", "exit", { orport: ports[7] })
   ]
-  const client = node("client", "client", { socksport: socksPort })
-  nodes.push(client)
+  const relayNodes = [...nodes]
+  const clients = yield* Effect.forEach(clientAuths, (auth, i) =>
+    Effect.gen(function*() {
+      const nick = i === 0 ? "client" : `client${i}`
+      const dir = path.join(root, nick)
+      const socksPort = clientPorts[2 * i]
+      const controlPort = clientPorts[2 * i + 1]
+      const control = yield* controlLines(auth, controlPort, dir)
+      const client: TorClient = {
+        nick,
+        socksPort,
+        controlPort,
+        auth,
+        cookieFile: auth._tag === "Cookie" ? path.join(dir, "control_auth_cookie") : null,
+        dataDir: dir
+      }
+      return { client, node: node(nick, "client", { socksport: socksPort }, control) }
+    }))
+  nodes.push(...clients.map((c) => c.node))
 
   const running = yield* Effect.acquireRelease(
     Effect.sync(() =>
@@ -237,12 +335,12 @@ export const torNetwork: Effect.Effect<TorNetwork, Error, Scope.Scope> = Effect.
     stopAll
   )
 
-  // Ready: the client says "Bootstrapped 100%", its newest consensus lists
+  // Ready: every client says "Bootstrapped 100%", its newest consensus lists
   // every relay as Running and Valid and both exits as Exit, and its last word
   // on exits is that the consensus has some (a fast-voting network sometimes
   // publishes a consensus that drops relays for a round).
-  const relays = nodes.filter((n) => n !== client).map((n) => n.nick)
-  const ready = () => {
+  const relays = relayNodes.map((n) => n.nick)
+  const clientReady = (client: Node) => {
     let log = ""
     let consensus = ""
     try {
@@ -262,6 +360,7 @@ export const torNetwork: Effect.Effect<TorNetwork, Error, Scope.Scope> = Effect.
     const lastExitWord = log.lastIndexOf("consensus contains exit nodes") > log.lastIndexOf("consensus has no exit nodes")
     return log.includes("Bootstrapped 100%") && listed && exits && lastExitWord
   }
+  const ready = () => clients.every((c) => clientReady(c.node))
   while (!ready()) {
     const dead = running.find((entry) => entry.exited)
     if (dead !== undefined) {
@@ -274,5 +373,25 @@ export const torNetwork: Effect.Effect<TorNetwork, Error, Scope.Scope> = Effect.
     }
     yield* sleep(250)
   }
-  return { socksPort, dataDir: root, bootstrapSeconds: (Date.now() - started) / 1000 }
+  const bootstrapSeconds = (Date.now() - started) / 1000
+  const relayInfo = relayNodes.map((n): TorRelay => {
+    const [nickname, fingerprint] = fs.readFileSync(path.join(n.dir, "fingerprint"), "utf8").trim().split(/\s+/)
+    return { nickname, fingerprint, role: n.nick.startsWith("exit") ? "exit" : "authority" }
+  })
+  const versionText = yield* run(torBinary!, ["--version"])
+  const torVersion = /Tor version (\d+(?:\.\d+)+)/.exec(versionText)?.[1] ?? versionText.trim()
+  const [first, ...extra] = clients.map((c) => c.client)
+  return {
+    socksPort: first.socksPort,
+    controlPort: first.controlPort,
+    client: first,
+    extraClients: extra,
+    relays: relayInfo,
+    torVersion,
+    dataDir: root,
+    bootstrapSeconds
+  }
 })
+
+/** The network with one client whose control port takes the cookie. */
+export const torNetwork: Effect.Effect<TorNetwork, Error, Scope.Scope> = torNetworkWith()
