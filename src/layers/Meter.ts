@@ -53,15 +53,29 @@ export const makeMeter = ({ clock, decoder, httpDelay, recorder, throttle }: Met
   const holdRequest = (plan: Effect.Effect<PlannedDelay>, exchange: number) =>
     Effect.flatMap(plan, (planned) => delayed(recorder, clock, "http", exchange, planned))
 
+  const decode = (direction: Direction, chunk: Buffer, arrivedAt: number) => {
+    const events = decoder.feed(direction, chunk)
+    if (events.length > 0 || protocol === "pending") recordAll(events, arrivedAt)
+    return events
+  }
+
   return {
     now: clock.unsafeNow,
-    chunk: (direction, chunk, arrivedAt) => {
+    chunk: (direction, chunk, arrivedAt, write) => {
       recorder.addBytes(direction, chunk.length)
-      const events = decoder.feed(direction, chunk)
-      if (events.length > 0 || protocol === "pending") recordAll(events, arrivedAt)
       const throttled = throttle.take(direction, chunk.length)
+      if (throttled === undefined && (httpDelay === undefined || direction === "down")) {
+        // Nothing can hold it: the other side gets it first, the decoder after.
+        write(chunk)
+        decode(direction, chunk, arrivedAt)
+        return undefined
+      }
+      const events = decode(direction, chunk, arrivedAt)
       // The common case, nothing held, allocates nothing.
-      if (throttled === undefined && (httpDelay === undefined || direction === "down" || events.length === 0)) return undefined
+      if (throttled === undefined && events.length === 0) {
+        write(chunk)
+        return undefined
+      }
       let holds: Array<Hold> | undefined = throttled === undefined ? undefined : [{ at: 0, release: Effect.sleep(throttled) }]
       if (httpDelay !== undefined && direction === "up") {
         for (const event of events) {
@@ -69,6 +83,7 @@ export const makeMeter = ({ clock, decoder, httpDelay, recorder, throttle }: Met
           ;(holds ??= []).push({ at: event.offset, release: holdRequest(httpDelay, event.exchange) })
         }
       }
+      if (holds === undefined) write(chunk)
       return holds
     },
     ended: (direction) => recordAll(decoder.end(direction), clock.unsafeNow())

@@ -19,12 +19,18 @@ export interface RelayObserver {
   /** Now, in the observer's time: read when a chunk arrives. */
   readonly now: () => number
   /**
-   * The one question per chunk, asked before it is written: a chunk, never changed, that
-   * arrived at `arrivedAt`. Answers the holds to wait at, in byte order (an injected HTTP
-   * request delay before each request in the chunk, a bandwidth limit's wait), or undefined
-   * to write it at once.
+   * The one question per chunk: a chunk, never changed, that arrived at `arrivedAt`. Answers
+   * undefined when the chunk went on through `write` (called first when nothing can hold the
+   * chunk, so the other side works on it while it is decoded), or the holds to wait at, in
+   * byte order (an injected HTTP request delay before each request in the chunk, a bandwidth
+   * limit's wait); then nothing of it is written yet.
    */
-  readonly chunk: (direction: Direction, chunk: Buffer, arrivedAt: number) => ReadonlyArray<Hold> | undefined
+  readonly chunk: (
+    direction: Direction,
+    chunk: Buffer,
+    arrivedAt: number,
+    write: (chunk: Buffer) => void
+  ) => ReadonlyArray<Hold> | undefined
   /** The direction's sender half-closed (FIN); MITM passes it on. */
   readonly ended: (direction: Direction) => void
 }
@@ -80,12 +86,13 @@ export const relay = (
         })
         holds.add(cancel)
       }
+      /** Writes a chunk that nothing holds; a full buffer on the other side pauses the sender. */
+      const write = (chunk: Buffer) => {
+        if (!to.write(chunk)) from.pause()
+      }
       from.on("data", (chunk: Buffer) => {
-        const held = observer.chunk(direction, chunk, observer.now())
-        if (held === undefined || held.length === 0) {
-          if (!to.write(chunk)) from.pause()
-          return
-        }
+        const held = observer.chunk(direction, chunk, observer.now(), write)
+        if (held === undefined) return
         // Nothing after a held byte may overtake it: the sender stays paused meanwhile.
         from.pause()
         holding = true
