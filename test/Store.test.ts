@@ -37,6 +37,20 @@ describe("the in-memory store", () => {
       expect((yield* store.counts).evicted).toBe(2)
     }).pipe(Effect.provide(storeWith(2))))
 
+  it.effect("says which connections it evicts, so what else is kept of them (Tor's circuits) goes too", () =>
+    Effect.gen(function*() {
+      const store = yield* Store
+      const evicted: Array<number> = []
+      const unsubscribe = store.onEvicted((id) => evicted.push(id))
+      const recorders = [yield* store.open(init), yield* store.open(init), yield* store.open(init)]
+      recorders[1].finish({ state: "closed", time: 1, closedBy: "client", error: null })
+      recorders[0].finish({ state: "closed", time: 2, closedBy: "client", error: null })
+      expect(evicted).toEqual([2])
+      unsubscribe()
+      yield* store.open(init)
+      expect(evicted).toEqual([2])
+    }).pipe(Effect.provide(storeWith(2))))
+
   it.effect("an event log is capped, the cut is counted, and ConnectionClose is always kept", () =>
     Effect.gen(function*() {
       const store = yield* Store

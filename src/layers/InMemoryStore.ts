@@ -24,9 +24,13 @@ export const make: Effect.Effect<StoreService, never, SettingsStore> = Effect.ge
   let maxConnections = Infinity
   let version = 0
 
+  const evictedListeners = new Set<(id: number) => void>()
   const evict = () => {
     while (connections.size > maxConnections && closedHead < closedOrder.length) {
-      if (connections.delete(closedOrder[closedHead++])) evicted++
+      const id = closedOrder[closedHead++]
+      if (!connections.delete(id)) continue
+      evicted++
+      for (const listener of evictedListeners) listener(id)
     }
     if (closedHead > 1024 && closedHead * 2 > closedOrder.length) {
       closedOrder = closedOrder.slice(closedHead)
@@ -104,6 +108,12 @@ export const make: Effect.Effect<StoreService, never, SettingsStore> = Effect.ge
     get: (id) => Effect.sync(() => connections.get(id)),
     counts: Effect.sync(() => ({ total: nextId - 1, evicted, eventsCut })),
     version: Effect.sync(() => version),
+    onEvicted: (listener) => {
+      evictedListeners.add(listener)
+      return () => {
+        evictedListeners.delete(listener)
+      }
+    },
     reset: Effect.sync(() => {
       version++
       connections = new Map()

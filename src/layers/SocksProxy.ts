@@ -34,8 +34,9 @@ export const make = (config: SocksProxyConfig) =>
   Effect.gen(function*() {
     const clock = yield* Effect.clock
     const tor = yield* TorControl
+    const store = yield* Store
     const session = makeClientSession({
-      store: yield* Store,
+      store,
       clock: yield* SessionClock,
       upstream: yield* Upstream,
       decoder: yield* Decoder,
@@ -50,6 +51,8 @@ export const make = (config: SocksProxyConfig) =>
     })
 
     yield* Effect.acquireRelease(Effect.sync(() => tor.onNotice(session.recordTorNotice)), (unsubscribe) => Effect.sync(unsubscribe))
+    // Tor's facts about a connection go with it when the store evicts it.
+    yield* Effect.acquireRelease(Effect.sync(() => store.onEvicted(tor.forgetConnection)), (unsubscribe) => Effect.sync(unsubscribe))
 
     let clients = 0
     /** Whether the proxy refuses a client whose request is known: more are served than allowed. */

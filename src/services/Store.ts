@@ -48,6 +48,8 @@ export interface StoreService {
   readonly counts: Effect.Effect<StoreCounts>
   /** Grows with every change to the measurements: a cheap "anything new?" for live pages. */
   readonly version: Effect.Effect<number>
+  /** Calls `listener` with the id of each connection evicted from now on; returns the unsubscribe. */
+  readonly onEvicted: (listener: (id: number) => void) => () => void
   /** Forget every measurement; ids start again from 1. */
   readonly reset: Effect.Effect<void>
 }
