@@ -356,17 +356,19 @@ describe("circuits", () => {
     ])
   })
 
-  it("events read before the circuit-status snapshot is applied win over it: no older path or purpose, no closed circuit reopened", () => {
+  it("in stream order: a snapshot overrides what older events said, and events after it override the snapshot", () => {
     const tracker = makeTorCircuits()
     tracker.watchStarted()
-    // Tor sent these after its circuit-status reply; the reader passed them on before the snapshot was applied.
-    feed(tracker, 2, `CIRC 43 BUILT ${pathB} PURPOSE=GENERAL`, "CIRC 44 CLOSED REASON=FINISHED")
+    // Before Tor's circuit-status reply: circuit 43 was still unlinked.
+    feed(tracker, 1, `CIRC 43 BUILT ${pathA} PURPOSE=CONFLUX_UNLINKED`)
     tracker.circuitStatus(status())
+    expect(tracker.circuits().find((c) => c.id === "43")).toMatchObject({ purpose: "CONFLUX_LINKED" })
+    // After the reply (the control port holds these until the snapshot is applied).
+    feed(tracker, 2, `CIRC 43 BUILT ${pathB} PURPOSE=GENERAL`, "CIRC 44 CLOSED REASON=FINISHED")
     const byId = new Map(tracker.circuits().map((c) => [c.id, c]))
     expect(byId.get("43")).toMatchObject({ state: "built", purpose: "GENERAL" })
     expect(byId.get("43")!.path.map((relay) => relay.nickname)).toEqual(["auth1", "auth2", "exit0"])
     expect(byId.get("44")).toMatchObject({ state: "closed", closedAt: 2, reason: "FINISHED" })
-    expect(byId.get("1")).toMatchObject({ state: "built", launchedAt: null })
   })
 
   it("a restarted Tor reuses circuit ids: the new circuit replaces the old, old connections keep the old path", () => {

@@ -34,6 +34,8 @@ interface FakeTorOptions {
   readonly wrongServerHash?: boolean
   /** Close every connection as soon as it is accepted. */
   readonly closeOnAccept?: boolean
+  /** Event lines written right after the circuit-status reply, in the same write. */
+  readonly afterSnapshot?: ReadonlyArray<string>
   readonly port?: number
 }
 
@@ -149,7 +151,8 @@ const fakeTor = (options: FakeTorOptions): Effect.Effect<FakeTor, Error, Scope.S
               `7 BUILT ${path3} BUILD_FLAGS=NEED_CAPACITY PURPOSE=GENERAL TIME_CREATED=2026-12-01T14:21:59.512402`,
               ".",
               "650 CIRC 8 LAUNCHED BUILD_FLAGS=NEED_CAPACITY PURPOSE=GENERAL TIME_CREATED=2026-12-01T14:22:00.868824",
-              "250 OK"
+              "250 OK",
+              ...(options.afterSnapshot ?? [])
             )
           } else {
             write(`510 Unrecognized command "${command}"`)
@@ -255,6 +258,24 @@ describe("the control-port connection", () => {
       expect(circuits.map((c) => [c.id, c.state, c.launchedAt, c.path.map((r) => r.nickname).join(",")])).toEqual([
         ["7", "built", null, "auth2,auth1,exit0"],
         ["8", "launched", 0, ""]
+      ])
+    }))
+
+  it.scoped("events Tor sent right after its circuit-status reply are newer than it: they win over the snapshot", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeTor({
+        methods: ["NULL"],
+        afterSnapshot: [
+          "650 CIRC 7 CLOSED " + path3 + " PURPOSE=GENERAL REASON=FINISHED",
+          "650 CIRC 8 BUILT " + path3 + " PURPOSE=CONFLUX_LINKED"
+        ]
+      })
+      const { service } = yield* start(fake.port)
+      yield* statusIs(service, "connected")
+      const circuits = yield* waitFor(service.circuits, (all) => all.some((c) => c.id === "8" && c.state === "built"))
+      expect(circuits.map((c) => [c.id, c.state, c.purpose, c.reason])).toEqual([
+        ["7", "closed", "GENERAL", "FINISHED"],
+        ["8", "built", "CONFLUX_LINKED", null]
       ])
     }))
 

@@ -121,8 +121,6 @@ interface CircuitRecord {
   readonly connections: Set<number>
   /** The watch (control connection) in which Tor last spoke of it. */
   watch: number
-  /** The watch in which a CIRC or CIRC_MINOR event last spoke of it; -1 when none did. */
-  eventWatch: number
 }
 
 interface StreamRecord {
@@ -241,16 +239,14 @@ export class TorCircuits {
    * A `GETINFO circuit-status` snapshot (asked after SETEVENTS, so later
    * changes come as events). Circuits first seen here have no launch or build
    * time; open circuits that it does not list and that no event of this watch
-   * mentioned closed while MITM was not watching. A circuit that an event of
-   * this watch spoke of is left as the events say: every change since SETEVENTS
-   * came as an event, and events read after the snapshot's reply are newer than it.
+   * mentioned closed while MITM was not watching. Events Tor sent after the
+   * snapshot's reply must be fed after it (the control port holds them back).
    */
   circuitStatus(entries: ReadonlyArray<CircuitStatusEntry>): void {
     const listed = new Set<string>()
     for (const entry of entries) {
       listed.add(entry.id)
       let circuit = this.circuitsById.get(entry.id)
-      if (circuit !== undefined && circuit.eventWatch === this.watch) continue
       // An ended circuit listed as open is a restarted Tor's circuit with a reused id.
       if (circuit !== undefined && (circuit.closed || circuit.failed) && entry.status !== "CLOSED" && entry.status !== "FAILED") {
         this.evict(circuit)
@@ -380,8 +376,7 @@ export class TorCircuits {
       rttMs: null,
       confluxId: null,
       connections: new Set(),
-      watch: this.watch,
-      eventWatch: -1
+      watch: this.watch
     }
     this.circuitsById.set(id, circuit)
     return circuit
@@ -409,7 +404,6 @@ export class TorCircuits {
       circuit = undefined
     }
     if (circuit === undefined) circuit = this.newCircuit(event.id, event.status === "LAUNCHED" ? at : null)
-    circuit.eventWatch = this.watch
     this.applyFields(circuit, event)
     switch (event.status) {
       case "BUILT":
@@ -428,7 +422,6 @@ export class TorCircuits {
   private circMinor(event: CircMinorEvent): void {
     const circuit = this.circuitsById.get(event.id)
     if (circuit === undefined) return
-    circuit.eventWatch = this.watch
     this.applyFields(circuit, event)
   }
 

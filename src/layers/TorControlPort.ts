@@ -48,6 +48,7 @@ import {
   safeCookieClientHash,
   type SyncReply,
   type TorControlParseError,
+  type TorEvent,
   verifySafeCookieServerHash
 } from "../domain/TorControlProtocol.js"
 import { TorControl, TorControlError, type TorControlService, type TorStatus } from "../services/TorControl.js"
@@ -103,8 +104,11 @@ export const layerOff: Layer.Layer<TorControl> = Layer.succeed(TorControl, off)
 // One connection: commands in order, replies as a Stream
 
 interface ControlConnection {
-  /** Sends a command and waits for its reply (whatever the status code). */
-  readonly command: (command: ControlCommand) => Effect.Effect<SyncReply, TorControlError>
+  /**
+   * Sends a command and waits for its reply (whatever the status code). `onReply` runs when the
+   * reader meets the reply, before any event that Tor sent after it.
+   */
+  readonly command: (command: ControlCommand, onReply?: () => void) => Effect.Effect<SyncReply, TorControlError>
   /** Succeeds when Tor closes the connection; fails when it breaks or stops speaking the protocol. */
   readonly closed: Effect.Effect<void, TorControlError>
 }
@@ -165,7 +169,7 @@ const openConnection = (
     )
     const write = yield* socket.writer
 
-    const pending: Array<Deferred.Deferred<SyncReply, TorControlError>> = []
+    const pending: Array<{ readonly reply: Deferred.Deferred<SyncReply, TorControlError>; readonly onReply?: () => void }> = []
     const route = (messages: Chunk.Chunk<ControlMessage>): Effect.Effect<void, TorControlError> => {
       for (const message of messages) {
         switch (message._tag) {
@@ -177,7 +181,8 @@ const openConnection = (
             if (waiting === undefined) {
               return Effect.fail(new TorControlError({ reason: "Protocol", detail: "a reply to no command" }))
             }
-            Deferred.unsafeDone(waiting, Effect.succeed(message))
+            waiting.onReply?.()
+            Deferred.unsafeDone(waiting.reply, Effect.succeed(message))
             break
           }
           case "TorControlParseError":
@@ -199,16 +204,16 @@ const openConnection = (
             failure,
             () => new TorControlError({ reason: "Closed", detail: "Tor closed the control connection" })
           )
-          for (const waiting of pending.splice(0)) Deferred.unsafeDone(waiting, Effect.fail(error))
+          for (const waiting of pending.splice(0)) Deferred.unsafeDone(waiting.reply, Effect.fail(error))
         })
       ),
       Effect.forkScoped
     )
 
-    const command = (command: ControlCommand): Effect.Effect<SyncReply, TorControlError> =>
+    const command = (command: ControlCommand, onReply?: () => void): Effect.Effect<SyncReply, TorControlError> =>
       Effect.gen(function*() {
         const reply = yield* Deferred.make<SyncReply, TorControlError>()
-        pending.push(reply)
+        pending.push({ reply, onReply })
         yield* write(encodeCommand(command)).pipe(
           Effect.mapError((error) => new TorControlError({ reason: "Closed", detail: describeSocketError(error) }))
         )
@@ -236,9 +241,10 @@ const firstLine = (reply: SyncReply) => `${reply.status} ${reply.lines[0]?.text 
 const expectOk = (
   connection: ControlConnection,
   command: ControlCommand,
-  reason: "Command" | "Auth" = "Command"
+  reason: "Command" | "Auth" = "Command",
+  onReply?: () => void
 ): Effect.Effect<SyncReply, TorControlError> =>
-  Effect.flatMap(connection.command(command), (reply) =>
+  Effect.flatMap(connection.command(command, onReply), (reply) =>
     reply.status === 250 ? Effect.succeed(reply) : Effect.fail(
       new TorControlError({ reason, detail: `Tor refused ${commandName(command)}: ${firstLine(reply)}` })
     ))
@@ -344,10 +350,22 @@ export const make = (config: TorControlConfig): Effect.Effect<TorControlService,
         }
       }
     }
+    /**
+     * Events Tor sent after its circuit-status reply, kept until that snapshot is applied: they
+     * are newer than it, so they go after it.
+     */
+    let afterSnapshot: Array<readonly [TorEvent, number]> | undefined
     const onEvent = (reply: AsyncReply) => {
       const event = decodeEvent(reply)
       // An event MITM cannot read is skipped; the next one may be fine.
-      if (Either.isRight(event)) dispatch(tracker.event(event.right, config.now()))
+      if (Either.isLeft(event)) return
+      if (afterSnapshot !== undefined) afterSnapshot.push([event.right, config.now()])
+      else dispatch(tracker.event(event.right, config.now()))
+    }
+    const releaseHeld = () => {
+      const later = afterSnapshot ?? []
+      afterSnapshot = undefined
+      for (const [event, at] of later) dispatch(tracker.event(event, at))
     }
 
     // Defence in depth: no status text ever shows the password, whatever a peer wrote.
@@ -374,11 +392,16 @@ export const make = (config: TorControlConfig): Effect.Effect<TorControlService,
         )
         tracker.watchStarted()
         yield* expectOk(connection, ControlCommand.setEvents(...events))
-        const circuits = yield* expectOk(connection, ControlCommand.getInfo("circuit-status")).pipe(
+        const circuits = yield* expectOk(connection, ControlCommand.getInfo("circuit-status"), "Command", () => {
+          afterSnapshot = []
+        }).pipe(
           Effect.flatMap((reply) => decoded(decodeGetInfo(reply))),
-          Effect.flatMap((values) => decoded(decodeCircuitStatus(values.get("circuit-status") ?? "")))
+          Effect.flatMap((values) => decoded(decodeCircuitStatus(values.get("circuit-status") ?? ""))),
+          // Without a snapshot, the held events still count.
+          Effect.tapError(() => Effect.sync(releaseHeld))
         )
         tracker.circuitStatus(circuits)
+        releaseHeld()
         yield* Ref.set(status, { control: "connected", address: addressText, version, error: null })
         const end = yield* Effect.either(connection.closed)
         yield* Ref.set(
