@@ -8,6 +8,7 @@ import { socksReplyName } from "../src/domain/SocksProtocol.js"
 import type { TorAttribution, TorCircuit } from "../src/domain/TorCircuits.js"
 import { renderTimeGraph } from "../src/http/TimeGraph.js"
 import { circuitHue, layoutTimeGraph, type Phase, phasesOf, type TimeGraphLayout } from "../src/http/TimeGraphLayout.js"
+import { connectionOfEvents } from "./support/Measurements.js"
 
 // --- connections made of typed events, HTTP ones by the real decoder ---
 
@@ -56,32 +57,8 @@ const close = (time: number, bytesUp = 100, bytesDown = 1000) =>
   stamp(time, { type: "ConnectionClose", closedBy: "server", bytesUp, bytesDown })
 
 /** A connection from its events (in time order; equal times keep their order), as the store would show it. */
-const connectionOf = (id: number, events: ReadonlyArray<ConnectionEvent>, overrides: Partial<Connection> = {}): Connection => {
-  const sorted = events.slice().sort((a, b) => a.time - b.time)
-  const request = sorted.find((e) => e.type === "SocksRequestStart")
-  const closed = sorted.find((e) => e.type === "ConnectionClose")
-  return {
-    id,
-    client: "127.0.0.1:50000",
-    host: request?.host ?? "",
-    port: request?.port ?? 0,
-    socksVersion: 5,
-    command: "connect",
-    isolation: null,
-    upstream: "socks5://127.0.0.1:9050",
-    state: closed === undefined ? "open" : "closed",
-    protocol: "http",
-    openedAt: sorted[0]?.time ?? 0,
-    closedAt: closed?.time ?? null,
-    closedBy: closed?.closedBy ?? null,
-    bytesUp: closed?.bytesUp ?? 0,
-    bytesDown: closed?.bytesDown ?? 0,
-    events: sorted,
-    eventsCut: 0,
-    error: null,
-    ...overrides
-  }
-}
+const connectionOf = (id: number, events: ReadonlyArray<ConnectionEvent>, overrides: Partial<Connection> = {}): Connection =>
+  connectionOfEvents(id, events.slice().sort((a, b) => a.time - b.time), overrides)
 
 const get = (path: string, host = "example.com") => `GET ${path} HTTP/1.1\r\nHost: ${host}\r\n\r\n`
 const ok = (bodyBytes: number, status = "200 OK") => `HTTP/1.1 ${status}\r\nContent-Length: ${bodyBytes}\r\n\r\n`
