@@ -47,6 +47,8 @@ interface Side {
   readonly kept: ReadonlyArray<Uint8Array>
   /** Bytes of this direction fed before the current chunk: where a failure is in the stream. */
   readonly position: number
+  /** Where in the stream the current handshake message's header began. */
+  readonly messageStart: number
 }
 
 export interface TlsDecoderState {
@@ -73,7 +75,8 @@ const freshSide: Side = {
   messageLeft: 0,
   keep: false,
   kept: [],
-  position: 0
+  position: 0,
+  messageStart: 0
 }
 
 export const initialTlsDecoder: TlsDecoderState = { failed: false, tls13: false, up: freshSide, down: freshSide }
@@ -115,8 +118,9 @@ export const feedTls = (
   return [next, w.events]
 }
 
-const fail = (w: Work, reason: TlsParseError["reason"], detail: string): void => {
-  w.events.push({ type: "DecodeError", error: decodeFailureOf(new TlsParseError({ reason, detail, offset: w.base + w.at })) })
+/** Decoding stops; `offset` is where the offending record or message began, however the bytes were split. */
+const fail = (w: Work, reason: TlsParseError["reason"], detail: string, offset = w.base + w.at): void => {
+  w.events.push({ type: "DecodeError", error: decodeFailureOf(new TlsParseError({ reason, detail, offset })) })
   w.failed = true
 }
 
@@ -125,7 +129,8 @@ const fail = (w: Work, reason: TlsParseError["reason"], detail: string): void =>
 const feedSide = (w: Work, direction: Direction, side: MSide, chunk: Uint8Array): void => {
   let i = 0
   while (i < chunk.length && !w.failed && !side.finished) {
-    w.at = i
+    // A record header may have begun in an earlier chunk.
+    w.at = side.inRecord ? i : i - side.recordHeader.length
     if (!side.inRecord) {
       const need = 5 - side.recordHeader.length
       const take = Math.min(need, chunk.length - i)
@@ -175,6 +180,7 @@ const handshakeBytes = (
   while (j < end && !w.failed) {
     w.at = j
     if (!side.inMessage) {
+      if (side.handshakeHeader.length === 0) side.messageStart = w.base + j
       const take = Math.min(4 - side.handshakeHeader.length, end - j)
       side.handshakeHeader = [...side.handshakeHeader, ...chunk.subarray(j, j + take)]
       j += take
@@ -198,7 +204,7 @@ const startMessage = (w: Work, direction: Direction, side: MSide): void => {
   side.messageLeft = length
   side.keep = type === (direction === "up" ? CLIENT_HELLO : SERVER_HELLO)
   side.kept = []
-  if (side.keep && length > HELLO_LIMIT) return fail(w, "Handshake", `${helloName(type)} of ${length} bytes is too long`)
+  if (side.keep && length > HELLO_LIMIT) return fail(w, "Handshake", `${helloName(type)} of ${length} bytes is too long`, side.messageStart)
   side.inMessage = true
   if (length === 0) endMessage(w, direction, side)
 }
@@ -210,7 +216,7 @@ const endMessage = (w: Work, direction: Direction, side: MSide): void => {
   side.keep = false
   side.kept = []
   const result = direction === "up" ? readClientHello(body) : readServerHello(body)
-  if (typeof result === "string") return fail(w, "Hello", result)
+  if (typeof result === "string") return fail(w, "Hello", result, side.messageStart)
   w.events.push(result.hello)
   if (result.tls13) w.tls13 = true
 }
