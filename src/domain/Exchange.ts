@@ -151,7 +151,8 @@ export const exchangesOf = (source: ExchangeSource): ReadonlyArray<Exchange> => 
         break
       }
       case "InferredResponse": {
-        const exchange = inferred.find((candidate) => candidate.index === event.exchange)
+        // It answers the latest client burst, or none (the server spoke first).
+        const exchange = inferred.at(-1)?.index === event.exchange ? inferred.at(-1) : undefined
         if (exchange === undefined || exchange.responseStart !== null) break
         exchange.responseStart = event.time
         exchange.requestBodyBytes = event.afterBytes

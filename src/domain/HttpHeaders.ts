@@ -19,16 +19,3 @@ export const headerValue = (lines: ReadonlyArray<string>, lowerName: string): st
   for (const line of lines) if (isNamed(line, lowerName)) return line.slice(lowerName.length + 1).trim()
   return undefined
 }
-
-/** Every value of the headers named `lowerName`, trimmed, in order. */
-export const headerValues = (lines: ReadonlyArray<string>, lowerName: string): Array<string> => {
-  const values: Array<string> = []
-  for (const line of lines) if (isNamed(line, lowerName)) values.push(line.slice(lowerName.length + 1).trim())
-  return values
-}
-
-/** A header line split at its colon: `{ name, value }`, the value trimmed. */
-export const splitHeader = (line: string): { readonly name: string; readonly value: string } => {
-  const colon = line.indexOf(":")
-  return colon < 0 ? { name: line, value: "" } : { name: line.slice(0, colon), value: line.slice(colon + 1).trim() }
-}

@@ -95,10 +95,14 @@ export const makeClientSession = (parts: SessionParts) => {
    * Tor's events may come after a short connection closed; the last `recentlyClosed` stay.
    */
   const known = new Map<number, ConnectionRecorder>()
-  const closedIds: Array<number> = []
+  /** The ids of the last `recentlyClosed` closed connections, as a ring. */
+  const closedIds = new Array<number | undefined>(recentlyClosed)
+  let nextClosed = 0
   const forget = (id: number) => {
-    closedIds.push(id)
-    if (closedIds.length > recentlyClosed) known.delete(closedIds.shift()!)
+    const oldest = closedIds[nextClosed]
+    if (oldest !== undefined) known.delete(oldest)
+    closedIds[nextClosed] = id
+    nextClosed = (nextClosed + 1) % recentlyClosed
   }
 
   /** Records what Tor's control port reported about a connection's stream. */
