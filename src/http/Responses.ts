@@ -18,46 +18,40 @@ export const jsonError = (status: number, error: string, extra: Record<string, u
   HttpServerResponse.unsafeJson({ error, ...extra }, { status, headers: securityHeaders })
 
 /**
- * Array items serialized per piece. A piece's text stays small (tens of KiB for a typical
- * connection or HAR entry), so it is young garbage: a large one would go to the old
- * generation and bring the next full collection closer.
- */
-const itemsPerPiece = 32
-
-const comma = Buffer.from(",")
-
-/**
  * Bytes sent per write. Every write that fills the response's buffer waits for the client to
  * drain it, so writes are batched; the batch is bytes outside the JavaScript heap.
  */
 const bytesPerWrite = 256 * 1024
 
-/** How an item becomes JSON: built as a value for JSON.stringify, or written as text. */
-type ItemWriter<A> = { readonly build: (item: A) => unknown } | { readonly text: (item: A) => string }
+/** A UTF-16 code unit is at most 3 bytes of UTF-8. */
+const maxBytesPerUnit = 3
 
-const pieceOf = <A>(items: ReadonlyArray<A>, writer: ItemWriter<A>): Buffer => {
-  if ("text" in writer) return Buffer.from(items.map(writer.text).join(","))
-  // "[a,b]": its brackets go (as bytes, not by copying the text).
-  const bytes = Buffer.from(JSON.stringify(items.map(writer.build)))
-  return bytes.subarray(1, bytes.length - 1)
-}
+const comma = 0x2c
 
-function* arrayPieces<A>(items: ReadonlyArray<A>, writer: ItemWriter<A>): Generator<Uint8Array> {
-  let batch: Array<Buffer> = []
-  let batched = 0
-  for (let i = 0; i < items.length; i += itemsPerPiece) {
-    // A comma joins each piece to the piece before.
-    const bytes = pieceOf(items.slice(i, i + itemsPerPiece), writer)
-    if (i > 0) batch.push(comma)
-    batch.push(bytes)
-    batched += bytes.length
-    if (batched >= bytesPerWrite) {
-      yield Buffer.concat(batch)
-      batch = []
-      batched = 0
+/**
+ * The items' JSON, comma-separated, in batches of about `bytesPerWrite`. Each item's text is
+ * written into the batch as soon as it is made, so every string stays small (a connection or
+ * a HAR entry: a few KiB) and dies young. Joining items into one string first would make
+ * strings of hundreds of KiB, which V8 allocates as large objects outside the young
+ * generation: that cost more than serializing them (measured: 2.7× the CPU time).
+ */
+function* arrayPieces<A>(items: ReadonlyArray<A>, text: (item: A) => string): Generator<Uint8Array> {
+  let batch = Buffer.allocUnsafe(bytesPerWrite)
+  let used = 0
+  for (let i = 0; i < items.length; i++) {
+    const item = text(items[i])
+    const room = 1 + item.length * maxBytesPerUnit
+    if (used + room > batch.length && used > 0) {
+      yield batch.subarray(0, used)
+      batch = Buffer.allocUnsafe(Math.max(bytesPerWrite, room))
+      used = 0
+    } else if (room > batch.length) {
+      batch = Buffer.allocUnsafe(room)
     }
+    if (i > 0) batch[used++] = comma
+    used += batch.write(item, used)
   }
-  if (batch.length > 0) yield Buffer.concat(batch)
+  if (used > 0) yield batch.subarray(0, used)
 }
 
 /** Stands for the streamed array inside `within`'s document; no report field holds a NUL. */
@@ -74,8 +68,6 @@ export const jsonStream = <A>(
   options: {
     readonly within?: (marker: string) => unknown
     readonly build?: (item: A) => unknown
-    /** Writes an item as JSON text itself, instead of `build` and JSON.stringify. */
-    readonly text?: (item: A) => string
     readonly headers?: Record<string, string>
   } = {}
 ) => {
@@ -88,12 +80,15 @@ export const jsonStream = <A>(
     before = `${text.slice(0, at)}[`
     after = `]${text.slice(at + marker.length)}`
   }
+  const build = options.build ?? ((item: A): unknown => item)
   const pieces = function*(): Generator<Uint8Array> {
     yield Buffer.from(before)
-    yield* arrayPieces(array, options.text !== undefined ? { text: options.text } : { build: options.build ?? ((item) => item) })
+    yield* arrayPieces(array, (item) => JSON.stringify(build(item)))
     yield Buffer.from(after)
   }
-  return HttpServerResponse.stream(Stream.fromIterable({ [Symbol.iterator]: pieces }), {
+  // One piece per stream chunk: `fromIterable` would gather up to 4,096 pieces (the whole
+  // document) into its first chunk, and nothing would be sent before all was serialized.
+  return HttpServerResponse.stream(Stream.fromIteratorSucceed(pieces(), 1), {
     contentType: "application/json",
     headers: { ...securityHeaders, ...options.headers }
   })

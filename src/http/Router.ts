@@ -13,7 +13,6 @@ import { Reporter } from "../services/Reporter.js"
 import { SettingsStore } from "../services/Settings.js"
 import { connectionBody, connectionLive } from "./ConnectionPage.js"
 import { guard, type Origins } from "./Guard.js"
-import { connectionText } from "./ConnectionJson.js"
 import { harIndex, harWith } from "./Har.js"
 import { html } from "./Html.js"
 import { fragment, page } from "./Layout.js"
@@ -173,7 +172,7 @@ export const makeRouter = (config: ReportAppConfig) =>
       "/api/connections",
       Effect.flatMap(Reporter, (reporter) =>
         Effect.map(reporter.connections, (connections) =>
-          jsonStream(connections, { text: (connection) => connectionText(connection, reporter.torOf(connection.id)) })))
+          jsonStream(connections, { build: (connection) => connectionJson(connection, reporter.torOf(connection.id)) })))
     ),
     HttpRouter.get(
       "/api/connections/:id",
