@@ -27,6 +27,8 @@ export const fail = (message: string): never => {
 export interface FlagSpec {
   /** Flags that take a value, e.g. "--size"; their values are handed to `onValue`. */
   readonly onValue?: (name: string, value: string) => boolean
+  /** Flags without a value, e.g. "--hold"; true when the scenario knows the flag. */
+  readonly onSwitch?: (name: string) => boolean
   readonly usage: string
 }
 
@@ -78,6 +80,7 @@ export const parseCommonFlags = (argv: ReadonlyArray<string>, spec: FlagSpec): C
         installMissing = false
         break
       default: {
+        if (eq < 0 && spec.onSwitch?.(name) === true) break
         if (name.startsWith("--") && spec.onValue !== undefined) {
           // Only consume a value if the scenario knows the flag.
           const v = eq >= 0 ? flag.slice(eq + 1) : argv[i + 1]
@@ -529,6 +532,18 @@ export const statusMiB = (pid: number | undefined, field: string): number | null
   }
 }
 
+/** CPU time a process has used (user + system, all its threads), in ms; null when unreadable. */
+export const cpuMs = (pid: number | undefined): number | null => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+    // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100
+  } catch {
+    return null
+  }
+}
+
 /** Open file descriptors of a process (entries in /proc/PID/fd), or null. */
 export const openFds = (pid: number | undefined): number | null => {
   try {
@@ -650,17 +665,21 @@ export const openTunnel = (originPort: number, proxyPort: number | null): Promis
   })
 
 /** GET `route` from MITM's report port; fails unless 200. */
-export const getRoute = (port: number, route: string): Promise<{ ms: number; body: Buffer }> =>
+export const getRoute = (port: number, route: string): Promise<{ ms: number; firstByteMs: number; body: Buffer }> =>
   new Promise((resolve, reject) => {
     const t0 = performance.now()
     const req = http.get({ host: HOST, port, path: route, agent: false, headers: { host: `${HOST}:${port}` } }, (res) => {
       const chunks: Array<Buffer> = []
-      res.on("data", (c: Buffer) => chunks.push(c))
+      let firstByteMs = -1
+      res.on("data", (c: Buffer) => {
+        if (firstByteMs < 0) firstByteMs = performance.now() - t0
+        chunks.push(c)
+      })
       res.on("end", () => {
         const ms = performance.now() - t0
         const body = Buffer.concat(chunks)
         if (res.statusCode !== 200) return reject(new Error(`GET ${route}: status ${res.statusCode}: ${body.subarray(0, 200).toString()}`))
-        resolve({ ms, body })
+        resolve({ ms, firstByteMs: Math.max(firstByteMs, 0), body })
       })
       res.on("error", reject)
     })

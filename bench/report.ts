@@ -10,14 +10,18 @@
  * `--max-connections` connections (10,000 by default), so the calibration ones are evicted.
  *
  * After one unmeasured pass over the routes, runs are interleaved (/, /api/connections, /har,
- * /, ...); the figures are medians. MITM: `--upstream direct --report 127.0.0.1:0`.
+ * /, ...); the figures are medians: to the last body byte, to the first, and the CPU time MITM
+ * spent (all its threads, from /proc; it varies less than wall time on a busy machine).
+ * MITM: `--upstream direct --report 127.0.0.1:0`.
  *
- *   npx tsx bench/report.ts [--connections 10000] [--events 200000] [--runs 3] [--cpu-prof DIR]
+ *   npx tsx bench/report.ts [--connections 10000] [--events 200000] [--runs 3] [--cpu-prof DIR] [--hold]
+ *
+ * `--hold`: after the fill, print MITM's ports and keep it running (for curl or a profile).
  *
  * Output: progress on stderr; a table, then one JSON line, on stdout.
  */
 import {
-  COMMON_USAGE, HOST, fail, getRoute, httpClient, log, machine, median, openTunnel, parseCommonFlags, parseRuns,
+  COMMON_USAGE, HOST, cpuMs, fail, getRoute, httpClient, log, machine, median, openTunnel, parseCommonFlags, parseRuns,
   ratio, round, runMain, sleep, startMitm, startOrigin, statusMiB, stopChild, table
 } from "./common.js"
 
@@ -25,6 +29,7 @@ const USAGE = `Usage: npx tsx bench/report.ts [flags]
 
   --connections N    connections to fill the store with                                       [10000]
   --events N         events in all (roughly)                                                  [200000]
+  --hold             after the fill, print MITM's ports and pid and keep it running until killed
 ${COMMON_USAGE}`
 
 const ROUTES = ["/", "/api/connections", "/har"] as const
@@ -57,8 +62,10 @@ const apiConnections = async (reportPort: number): Promise<ReadonlyArray<ApiConn
 export const main = async (): Promise<void> => {
   let connections = 10_000
   let events = 200_000
+  let hold = false
   const options = parseCommonFlags(process.argv.slice(2), {
     usage: USAGE,
+    onSwitch: (name) => name === "--hold" && (hold = true),
     onValue: (name, value) => {
       if (name === "--connections") connections = parseRuns(value, name)
       else if (name === "--events") events = parseRuns(value, name)
@@ -112,6 +119,11 @@ export const main = async (): Promise<void> => {
   const rssFilled = statusMiB(pid, "VmRSS")
   const hwmFilled = statusMiB(pid, "VmHWM")
 
+  if (hold) {
+    process.stdout.write(`holding: proxy 127.0.0.1:${mitm.port}, report http://127.0.0.1:${reportPort}/, MITM pid ${pid}\n`)
+    await new Promise(() => {})
+  }
+
   // warm-up pass, which also counts what the store holds
   const stored = await apiConnections(reportPort)
   const storedEvents = stored.reduce((a, c) => a + c.events.length, 0)
@@ -125,13 +137,20 @@ export const main = async (): Promise<void> => {
   }
 
   const times = new Map<string, Array<number>>(ROUTES.map((r) => [r, []]))
+  const firstBytes = new Map<string, Array<number>>(ROUTES.map((r) => [r, []]))
+  const cpu = new Map<string, Array<number>>(ROUTES.map((r) => [r, []]))
   for (let run = 1; run <= options.runs; run++) {
     for (const route of ROUTES) {
+      const cpuBefore = cpuMs(pid)
       const r = await getRoute(reportPort, route)
+      const cpuAfter = cpuMs(pid)
       times.get(route)!.push(r.ms)
-      log(`run ${run}/${options.runs}  GET ${route.padEnd(17)} ${r.ms.toFixed(0).padStart(6)} ms`)
+      firstBytes.get(route)!.push(r.firstByteMs)
+      if (cpuBefore !== null && cpuAfter !== null) cpu.get(route)!.push(cpuAfter - cpuBefore)
+      log(`run ${run}/${options.runs}  GET ${route.padEnd(17)} ${r.ms.toFixed(0).padStart(6)} ms (first byte ${r.firstByteMs.toFixed(0)} ms, MITM CPU ${cpuBefore === null || cpuAfter === null ? "?" : (cpuAfter - cpuBefore).toFixed(0)} ms)`)
     }
   }
+  const medianOrNull = (xs: ReadonlyArray<number>): number | null => (xs.length === 0 ? null : round(median(xs)))
   const rssEnd = statusMiB(pid, "VmRSS")
   const hwmEnd = statusMiB(pid, "VmHWM")
   await stopChild(mitm, 30_000)
@@ -140,6 +159,8 @@ export const main = async (): Promise<void> => {
   const routes = Object.fromEntries(ROUTES.map((route) => [route, {
     medianMs: round(median(times.get(route)!)),
     maxMs: round(Math.max(...times.get(route)!)),
+    firstByteMedianMs: medianOrNull(firstBytes.get(route)!),
+    cpuMedianMs: medianOrNull(cpu.get(route)!),
     bytes: sizes.get(route) ?? null,
     samplesMs: times.get(route)!.map((x) => round(x))
   }]))
@@ -168,12 +189,14 @@ export const main = async (): Promise<void> => {
     `GET ${route}`,
     round(median(times.get(route)!)),
     round(Math.max(...times.get(route)!)),
+    medianOrNull(firstBytes.get(route)!) ?? "?",
+    medianOrNull(cpu.get(route)!) ?? "?",
     round((sizes.get(route) ?? 0) / 1024 / 1024, 2),
     median(times.get(route)!) <= 300 ? "yes" : "NO"
   ])
   process.stdout.write(
     `report routes, ${stored.length} connections / ${storedEvents} events in MITM's store, median of ${options.runs} runs\n` +
-      table(["route", "median ms", "max ms", "MiB", "≤ 300 ms"], rows) +
+      table(["route", "median ms", "max ms", "first byte ms", "MITM CPU ms", "MiB", "≤ 300 ms"], rows) +
       `\nMITM RSS: ${rssFilled?.toFixed(0)} MiB filled, ${rssEnd?.toFixed(0)} MiB after the routes, peak (VmHWM) ${hwmEnd?.toFixed(0)} MiB` +
       `   fill: ${totalRequests} requests in ${fillSeconds.toFixed(1)} s, ${errors} errors\n`
   )
