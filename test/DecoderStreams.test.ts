@@ -4,7 +4,8 @@
  * `Effect.catchTag` finds it with its reason and offset.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Stream } from "effect"
+import { Chunk, Effect, Either, Exit, Stream } from "effect"
+import * as fc from "fast-check"
 import { decodeHttp, decodeSocks, decodeTls, type DirectedBytes } from "../src/domain/DecoderStreams.js"
 import type { DecoderEvent, Direction } from "../src/domain/Event.js"
 
@@ -99,4 +100,74 @@ describe("decoders as Stream transformations", () => {
       expect(caught).toMatchObject({ _tag: "SocksParseError", reason: "BadRequest", offset: 0 })
       expect(replies.map((reply) => reply[1])).toEqual([0x5b])
     }))
+
+  describe("on any bytes, cut anywhere (property)", () => {
+    /** Bytes cut at the given points (taken modulo the length), as a stream of chunks. */
+    const cutStream = <A>(bytes: Uint8Array, cuts: ReadonlyArray<number>, wrap: (chunk: Uint8Array) => A): Stream.Stream<A> => {
+      const points = [...new Set(cuts.map((cut) => cut % (bytes.length + 1)))].sort((a, b) => a - b)
+      const chunks: Array<A> = []
+      let from = 0
+      for (const point of [...points, bytes.length]) {
+        if (point > from) chunks.push(wrap(bytes.subarray(from, point)))
+        from = Math.max(from, point)
+      }
+      return Stream.fromIterable(chunks)
+    }
+
+    /** What a decoder stream ends with: its output, or its typed error; a defect (a throw) fails the test. */
+    const outcome = <A, E>(stream: Stream.Stream<A, E>) =>
+      Effect.runSyncExit(Stream.runCollect(stream).pipe(Effect.either)).pipe((exit) => {
+        if (Exit.isFailure(exit)) throw new Error(`the decoder stream died: ${String(exit.cause)}`)
+        return Either.map(exit.value, (items) => Chunk.toReadonlyArray(items))
+      })
+
+    /** Valid messages of each protocol, mutated, or plain random bytes. */
+    const seeds = {
+      http: [latin1("GET /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")],
+      tls: [Uint8Array.of(22, 3, 1, 0, 9, 1, 0, 0, 5, 3, 3, 0, 0, 0, 20, 3, 3, 0, 1, 1, 23, 3, 3, 0, 2, 0xaa, 0xbb)],
+      socks: [Uint8Array.from([5, 1, 0, 5, 1, 0, 3, 4, ...latin1("a.io"), 0, 80]), Uint8Array.of(4, 1, 0, 80, 127, 0, 0, 1, 0)]
+    }
+    const bytesOf = (kind: keyof typeof seeds) =>
+      fc.oneof(
+        fc.uint8Array({ maxLength: 300 }),
+        fc.tuple(fc.constantFrom(...seeds[kind]), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }))
+          .map(([seed, edits]) => {
+            const bytes = Uint8Array.from(seed)
+            for (const [at, value] of edits) bytes[at % bytes.length] = value
+            return bytes
+          })
+      )
+    const cuts = fc.array(fc.nat(), { maxLength: 12 })
+
+    it("HTTP (the same bytes as both directions): never dies, and the outcome does not depend on the cuts", () => {
+      fc.assert(fc.property(bytesOf("http"), cuts, cuts, (bytes, a, b) => {
+        const run = (points: ReadonlyArray<number>) =>
+          Either.map(
+            outcome(decodeHttp(Stream.concat(
+              cutStream(bytes, points, (chunk): DirectedBytes => ["up", chunk]),
+              cutStream(bytes, points, (chunk): DirectedBytes => ["down", chunk])
+            ))),
+            splitFree
+          )
+        expect(run(a)).toEqual(run(b))
+      }), { numRuns: 300 })
+    })
+
+    it("TLS: never dies, and the outcome does not depend on the cuts", () => {
+      fc.assert(fc.property(bytesOf("tls"), cuts, cuts, (bytes, a, b) => {
+        const run = (points: ReadonlyArray<number>) => outcome(decodeTls(cutStream(bytes, points, (chunk): DirectedBytes => ["up", chunk])))
+        expect(run(a)).toEqual(run(b))
+      }), { numRuns: 300 })
+    })
+
+    it("SOCKS: never dies; a request or a typed refusal, the same whatever the cuts", () => {
+      fc.assert(fc.property(bytesOf("socks"), cuts, cuts, (bytes, a, b) => {
+        const run = (points: ReadonlyArray<number>) =>
+          Either.map(outcome(decodeSocks(cutStream(bytes, points, (chunk) => chunk))), (steps) =>
+            // The request's bytes after the handshake are split-dependent only in how they were cut.
+            steps.map((step) => (step._tag === "Request" ? { _tag: step._tag, request: step.request } : step)))
+        expect(run(a)).toEqual(run(b))
+      }), { numRuns: 300 })
+    })
+  })
 })
