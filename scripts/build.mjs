@@ -14,6 +14,8 @@ await build({
   target: "node20",
   sourcemap: true,
   logLevel: "warning",
+  // `measure` drives Chromium with it, loaded only then; it stays a package of its own in node_modules.
+  external: ["playwright-core"],
   // CommonJS dependencies (socks, ws) call require(); an ES module has none of its own.
   banner: { js: "import { createRequire as __mitmCreateRequire } from 'node:module'; const require = __mitmCreateRequire(import.meta.url);" }
 })

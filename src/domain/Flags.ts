@@ -53,7 +53,8 @@ export class FlagError {
   constructor(readonly message: string) {}
 }
 
-const settingFlags: Record<string, SettingsField> = {
+/** The flags that are settings (SPEC §1), by the settings field each sets. */
+export const settingFlags: Readonly<Record<string, SettingsField>> = {
   "--upstream": "upstream",
   "--headers": "headers",
   "--socks-delay": "socksDelay",
