@@ -19,7 +19,7 @@
  */
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Clock, Effect, Either, Exit, Layer, Random, Schedule } from "effect"
+import { Clock, Effect, Either, Exit, Layer, Random } from "effect"
 import { formatHostPort } from "../domain/Address.js"
 import type { Connection } from "../domain/Connection.js"
 import type { Flags } from "../domain/Flags.js"
@@ -36,11 +36,11 @@ import {
 } from "../domain/Settings.js"
 import * as App from "../layers/App.js"
 import * as ChromiumPageLoads from "../layers/ChromiumPageLoads.js"
-import { PageLoads } from "../services/PageLoads.js"
+import { PageLoads, type PageLoadsService } from "../services/PageLoads.js"
 import { Proxy } from "../services/Proxy.js"
 import { Reporter, type ReporterService } from "../services/Reporter.js"
-import { ReportServer } from "../services/ReportServer.js"
-import { SettingsStore } from "../services/Settings.js"
+import { type ListenAddress, ReportServer } from "../services/ReportServer.js"
+import { SettingsStore, type SettingsService } from "../services/Settings.js"
 import {
   type ConfigurationReport,
   comparisonJson,
@@ -145,83 +145,117 @@ const mitmLayer = (flags: Flags) =>
     torControl: { address: torControlAddress(flags), password: flags.torControlPassword }
   })
 
-const runs = (measure: MeasureFlags, output: MeasureOutput) =>
+/** What the runs use of the measuring MITM and the browser. */
+interface Bench {
+  readonly reporter: ReporterService
+  readonly settings: SettingsService
+  readonly pages: PageLoadsService
+  readonly proxy: ListenAddress
+  readonly report: ListenAddress
+}
+
+const bench = Effect.gen(function*() {
+  const report = (yield* ReportServer).address
+  if (report === undefined) return yield* Effect.dieMessage("measure's MITM has no report port")
+  return {
+    reporter: yield* Reporter,
+    settings: yield* SettingsStore,
+    pages: yield* PageLoads,
+    proxy: (yield* Proxy).address,
+    report
+  } satisfies Bench
+})
+
+/** The lines above the table: what is measured, through what, and how runs are isolated. */
+const headerLines = (measure: MeasureFlags, configs: ReadonlyArray<Configuration>, bench: Bench): Array<string> => {
+  const compare = configs.length > 1
+  return [
+    `measure ${measure.url}: ${measure.runs} run${measure.runs === 1 ? "" : "s"}${compare ? " of each configuration, interleaved A, B, A, B" : ""}`,
+    `MITM on socks5://${formatHostPort(bench.proxy.host, bench.proxy.port)}, report at http://${formatHostPort(bench.report.host, bench.report.port)}/`,
+    ...configs.map((config) => `${compare ? `${config.label}: ` : ""}${config.flags}`),
+    isolationNote(measure.flags.settings.upstream),
+    "",
+    tableHeading()
+  ]
+}
+
+/**
+ * One run: the configuration's settings with the run's own SOCKS username, the
+ * measurements reset, one cold page load, that run's connections once the browser
+ * has gone, and the run saved as a session (a failure to save is kept on the run).
+ */
+const runOnce = (bench: Bench, measure: MeasureFlags, config: Configuration, run: number) =>
   Effect.gen(function*() {
-    const reporter = yield* Reporter
-    const settings = yield* SettingsStore
-    const pages = yield* PageLoads
-    const proxy = (yield* Proxy).address
-    const report = (yield* ReportServer).address!
-    const nonce = (yield* Random.nextIntBetween(0, 0x7fffffff)).toString(16).padStart(8, "0")
-    const configs = configurations(measure, nonce)
-    const compare = configs.length > 1
+    const startedMillis = yield* Clock.currentTimeMillis
+    const upstream = isolatedUpstream(config.settings.upstream, config.isolationTag(run))
+    yield* Effect.orDie(bench.settings.update(encodeSettings({ ...config.settings, upstream })))
+    yield* bench.reporter.reset
+    const loaded = yield* Effect.either(bench.pages.load({ url: measure.url, proxyPort: bench.proxy.port, timeoutMillis: measure.runTimeoutMillis }))
+    const connections = yield* settledConnections(bench.reporter)
+    const saved = yield* Effect.either(saveSession(bench.report, config.sessionName(run)))
+    return {
+      run,
+      ...(Either.isRight(loaded) ? runFigures(loaded.right, connections) : noFigures),
+      session: Either.isRight(saved) ? saved.right : null,
+      error: Either.isLeft(loaded) ? `${loaded.left.message}${mitmView(measure.url, connections)}` : null,
+      sessionError: Either.isLeft(saved) ? saved.left.message : null,
+      startedAt: new Date(startedMillis).toISOString()
+    } satisfies Run
+  })
+
+/** "run 3 of 10 (A 2), 14 s elapsed", every second while `effect` runs, when someone watches. */
+const withProgress = <A, E, R>(output: MeasureOutput, began: number, text: string, effect: Effect.Effect<A, E, R>) => {
+  const show = output.progress
+  if (show === undefined) return effect
+  const tick = Effect.map(Clock.currentTimeMillis, (now) => show(`${text}, ${((now - began) / 1000).toFixed(0)} s elapsed`))
+  return Effect.raceFirst(effect, Effect.forever(Effect.zipRight(tick, Effect.sleep("1 second"))))
+}
+
+/** The runs, interleaved A, B, A, B; each configuration's runs in order. */
+const allRuns = (bench: Bench, measure: MeasureFlags, configs: ReadonlyArray<Configuration>, output: MeasureOutput) =>
+  Effect.gen(function*() {
     const began = yield* Clock.currentTimeMillis
-
-    if (!measure.json) {
-      output.out(`measure ${measure.url}: ${measure.runs} run${measure.runs === 1 ? "" : "s"}${compare ? " of each configuration, interleaved A, B, A, B" : ""}`)
-      output.out(`MITM on socks5://${formatHostPort(proxy.host, proxy.port)}, report at http://${formatHostPort(report.host, report.port)}/`)
-      for (const config of configs) output.out(`${compare ? `${config.label}: ` : ""}${config.flags}`)
-      output.out(isolationNote(measure.flags.settings.upstream))
-      output.out("")
-      output.out(tableHeading())
-    }
-
-    const runOnce = (config: Configuration, run: number, step: number) =>
-      Effect.gen(function*() {
-        const startedMillis = yield* Clock.currentTimeMillis
-        if (output.progress !== undefined) {
-          const show = output.progress
-          yield* Effect.forkScoped(Effect.repeat(
-            Effect.map(Clock.currentTimeMillis, (now) =>
-              show(`run ${step} of ${measure.runs * configs.length}${compare ? ` (${config.label} ${run})` : ""}, ${((now - began) / 1000).toFixed(0)} s elapsed`)),
-            Schedule.spaced("1 second")
-          ))
-        }
-        const upstream = isolatedUpstream(config.settings.upstream, config.isolationTag(run))
-        yield* Effect.orDie(settings.update(encodeSettings({ ...config.settings, upstream })))
-        yield* reporter.reset
-        const loaded = yield* Effect.either(pages.load({ url: measure.url, proxyPort: proxy.port, timeoutMillis: measure.runTimeoutMillis }))
-        const connections = yield* settledConnections(reporter)
-        const saved = yield* Effect.either(saveSession(report, config.sessionName(run)))
-        const result: Run = {
-          run,
-          ...(Either.isRight(loaded) ? runFigures(loaded.right, connections) : noFigures),
-          session: Either.isRight(saved) ? saved.right : null,
-          error: Either.isLeft(loaded) ? `${loaded.left.message}${mitmView(measure.url, connections)}` : null,
-          sessionError: Either.isLeft(saved) ? saved.left.message : null,
-          startedAt: new Date(startedMillis).toISOString()
-        }
-        if (!measure.json) output.out(runRow(result, compare ? config.label : undefined))
-        return result
-      }).pipe(Effect.scoped)
-
-    const done = new Map<Configuration, Array<Run>>(configs.map((config) => [config, []]))
+    const compare = configs.length > 1
+    const done = configs.map(() => [] as Array<Run>)
     let step = 0
     for (let run = 1; run <= measure.runs; run++) {
-      for (const config of configs) done.get(config)!.push(yield* runOnce(config, run, ++step))
+      for (const [index, config] of configs.entries()) {
+        const where = `run ${++step} of ${measure.runs * configs.length}${compare ? ` (${config.label} ${run})` : ""}`
+        const result = yield* withProgress(output, began, where, runOnce(bench, measure, config, run))
+        if (!measure.json) output.out(runRow(result, compare ? config.label : undefined))
+        done[index].push(result)
+      }
     }
-    const reports: Array<ConfigurationReport> = configs.map((config) => ({ label: config.label, flags: config.flags, ...runsReport(done.get(config)!) }))
+    return configs.map((config, index): ConfigurationReport => ({ label: config.label, flags: config.flags, ...runsReport(done[index]) }))
+  })
 
-    if (reports.length === 1) {
-      const [a] = reports
+/** Measures, prints the results, and answers the exit code: 1 when every run (of a configuration) failed. */
+const runs = (measure: MeasureFlags, output: MeasureOutput) =>
+  Effect.gen(function*() {
+    const mitm = yield* bench
+    const nonce = (yield* Random.nextIntBetween(0, 0x7fffffff)).toString(16).padStart(8, "0")
+    const configs = configurations(measure, nonce)
+    if (!measure.json) headerLines(measure, configs, mitm).forEach((line) => output.out(line))
+    const reports = yield* allRuns(mitm, measure, configs, output)
+    const [a, b] = reports
+    if (b === undefined) {
       if (measure.json) output.out(JSON.stringify(runsJson(measure.url, a), null, 2))
-      else for (const line of ["", ...statisticsRows(a)]) output.out(line)
+      else ["", ...statisticsRows(a)].forEach((line) => output.out(line))
     } else {
-      const [a, b] = reports
       const delta = figuresDelta(a.median, b.median)
-      const comparison = yield* compareMedians(report, a, b)
+      const comparison = yield* compareMedians(mitm.report, a, b)
       if (measure.json) output.out(JSON.stringify(comparisonJson(measure.url, a, b, delta, comparison), null, 2))
-      else for (const line of ["", ...comparisonRows(a, b, delta, comparison)]) output.out(line)
+      else ["", ...comparisonRows(a, b, delta, comparison)].forEach((line) => output.out(line))
     }
     const allFailed = reports.filter((report) => report.runs.every((run) => run.error !== null))
     for (const failed of allFailed) {
-      output.err(`mitm: measure: every run${compare ? ` of ${failed.label}` : ""} failed (${failed.runs[0]?.error ?? "no runs"})`)
+      output.err(`mitm: measure: every run${b === undefined ? "" : ` of ${failed.label}`} failed (${failed.runs[0]?.error ?? "no runs"})`)
     }
     return allFailed.length > 0 ? 1 : 0
   })
 
 /** `/api/compare` of the sessions of the runs whose load times are the medians. */
-const compareMedians = (report: { readonly host: string; readonly port: number }, a: ConfigurationReport, b: ConfigurationReport) =>
+const compareMedians = (report: ListenAddress, a: ConfigurationReport, b: ConfigurationReport) =>
   Effect.gen(function*() {
     const runA = medianRun(a)
     const runB = medianRun(b)

@@ -72,6 +72,7 @@ const defaults = {
 }
 
 export const helpText = `Usage: npm start -- [flags]
+       npm start -- measure URL [--runs N] [--json] [flags]   (measured page loads; measure --help)
 
 MITM, Monitor In The Middle: a measuring SOCKS proxy between a browser and Tor.
 
