@@ -19,7 +19,7 @@
  */
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Clock, Effect, Either, Exit, Layer, Random } from "effect"
+import { Cause, Clock, Effect, Either, Exit, Layer, Random } from "effect"
 import { formatHostPort } from "../domain/Address.js"
 import type { Connection } from "../domain/Connection.js"
 import type { Flags } from "../domain/Flags.js"
@@ -296,7 +296,7 @@ export const measureCommand = (
     Effect.catchTag("BrowserMissing", (error) => Effect.sync(() => (output.err(`mitm: measure: ${error.message}`), 1))),
     Effect.catchAllCause((cause) =>
       Effect.sync(() => {
-        output.err(`mitm: measure: cannot start: ${cause.toString().split("\n")[0]}`)
+        output.err(`mitm: measure: cannot start: ${Cause.pretty(cause).split("\n")[0]}`)
         return 1
       })
     )

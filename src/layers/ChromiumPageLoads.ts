@@ -48,9 +48,10 @@ export const chromiumArgs = (proxyPort: number, sinkPort: number): Array<string>
 
 /** A loopback listener that closes every connection at once; held for the layer's lifetime. */
 const sinkListener = Effect.acquireRelease(
-  Effect.async<net.Server, BrowserMissing>((resume) => {
+  Effect.async<net.Server>((resume) => {
     const server = net.createServer((socket) => socket.destroy())
-    server.once("error", (error) => resume(Effect.fail(new BrowserMissing({ path: "", detail: `cannot listen on loopback: ${error.message}` }))))
+    // Listening on 127.0.0.1:0 fails only on a machine without loopback: nothing can be measured there.
+    server.once("error", (error) => resume(Effect.dieMessage(`cannot listen on 127.0.0.1 for Chromium's background calls: ${error.message}`)))
     server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
   }),
   (server) => Effect.async<void>((resume) => void server.close(() => resume(Effect.void)))
@@ -77,13 +78,13 @@ const trackNetwork = (page: Page) => {
   return state
 }
 
-/** Returns once nothing has been in flight for `quietMillis`, or `quietLimitMillis` after it was called. */
-const networkQuiet = (state: { readonly inFlight: number; readonly changedAt: number }) =>
+/** Returns once nothing has been in flight for `quietMillis`, or `limitMillis` after it was called. */
+const networkQuiet = (state: { readonly inFlight: number; readonly changedAt: number }, limitMillis: number) =>
   Effect.gen(function*() {
     const since = yield* Clock.currentTimeMillis
     for (;;) {
       const now = yield* Clock.currentTimeMillis
-      if (now - since >= quietLimitMillis) return
+      if (now - since >= limitMillis) return
       if (state.inFlight === 0 && now - state.changedAt >= quietMillis) return
       yield* Effect.sleep("50 millis")
     }
@@ -143,7 +144,8 @@ export const make = (config: ChromiumConfig) =>
         (browser: Browser) => Effect.promise(() => browser.close().catch(() => undefined))
       )
 
-    const loadOnce = (request: PageLoadRequest) =>
+    /** Launch to load event: what --run-timeout bounds, with the browser open until the scope closes. */
+    const loaded = (request: PageLoadRequest) =>
       Effect.gen(function*() {
         const browser = yield* launch(request.proxyPort)
         const page = yield* Effect.tryPromise({
@@ -156,19 +158,25 @@ export const make = (config: ChromiumConfig) =>
           try: () => page.goto(request.url, { waitUntil: "load", timeout: 0 }),
           catch: (error) => new PageLoadError({ reason: "Navigation", detail: firstLine(error) })
         })
-        yield* networkQuiet(network)
-        return yield* navigationTiming(page)
-      }).pipe(Effect.scoped)
+        return { page, network }
+      })
 
-    return PageLoads.of({
-      load: (request) =>
-        loadOnce(request).pipe(
+    const load = (request: PageLoadRequest) =>
+      Effect.gen(function*() {
+        const started = yield* Clock.currentTimeMillis
+        const { network, page } = yield* loaded(request).pipe(
           Effect.timeoutFail({
             duration: `${request.timeoutMillis} millis`,
             onTimeout: () => new PageLoadError({ reason: "Timeout", detail: `no load event within ${request.timeoutMillis / 1000} s (--run-timeout)` })
           })
         )
-    })
+        // The page has loaded: the quiet wait takes what is left of the run's time, 2 s at most.
+        const left = started + request.timeoutMillis - (yield* Clock.currentTimeMillis)
+        yield* networkQuiet(network, Math.max(0, Math.min(quietLimitMillis, left)))
+        return yield* navigationTiming(page)
+      }).pipe(Effect.scoped)
+
+    return PageLoads.of({ load })
   })
 
 export const layer = (config: ChromiumConfig): Layer.Layer<PageLoads, BrowserMissing> => Layer.scoped(PageLoads, make(config))
