@@ -7,11 +7,15 @@ import * as net from "node:net"
 import { formatHostPort, isLoopback } from "./domain/Address.js"
 import { parseFlags, torControlAddress } from "./domain/Flags.js"
 import { formatUpstream, type UpstreamTarget } from "./domain/Settings.js"
+import * as Measure from "./cli/Measure.js"
 import * as App from "./layers/App.js"
 import * as HarOnExit from "./layers/HarOnExit.js"
 import { Proxy } from "./services/Proxy.js"
 import { ReportServer } from "./services/ReportServer.js"
 import { TorControl, type TorStatus } from "./services/TorControl.js"
+
+// A first argument that names a command runs it (SPEC §9); anything else runs the proxy.
+if (process.argv[2] === "measure") process.exit(await Measure.main(process.argv.slice(3)))
 
 const parsed = parseFlags(process.argv.slice(2), process.env)
 if (Either.isLeft(parsed)) {

@@ -86,3 +86,23 @@ export const decodeFailureOf = (error: ParseError): DecodeFailure => ({
   message: error.message,
   offset: error.offset
 })
+
+/** A measured page load (SPEC §9) did not come to its load event; the run is left out of the statistics. */
+export class PageLoadError extends Data.TaggedError("PageLoadError")<{
+  readonly reason: "Launch" | "Navigation" | "Timeout"
+  readonly detail: string
+}> {
+  override get message() {
+    return this.detail
+  }
+}
+
+/** No browser to measure with: `measure` says how to install one and exits 1. */
+export class BrowserMissing extends Data.TaggedError("BrowserMissing")<{
+  readonly path: string
+  readonly detail: string
+}> {
+  override get message() {
+    return `no Chromium at ${this.path} (${this.detail}); install Debian's with: apt-get install -y chromium (or name another with --chromium PATH)`
+  }
+}

@@ -53,7 +53,8 @@ export class FlagError {
   constructor(readonly message: string) {}
 }
 
-const settingFlags: Record<string, SettingsField> = {
+/** The flags that are settings (SPEC §1), by the settings field each sets. */
+export const settingFlags: Readonly<Record<string, SettingsField>> = {
   "--upstream": "upstream",
   "--headers": "headers",
   "--socks-delay": "socksDelay",
@@ -71,6 +72,7 @@ const defaults = {
 }
 
 export const helpText = `Usage: npm start -- [flags]
+       npm start -- measure URL [--runs N] [--json] [flags]   (measured page loads; measure --help)
 
 MITM, Monitor In The Middle: a measuring SOCKS proxy between a browser and Tor.
 

@@ -27,7 +27,8 @@ export type DelaySpec = Delay | { readonly _tag: "PerHost"; readonly rules: Read
 
 const durationPattern = /^(\d+(?:\.\d+)?)(ms|s)$/
 
-const parseDuration = (text: string): number | undefined => {
+/** `250ms` or `1.5s` as milliseconds; undefined for anything else. */
+export const parseDuration = (text: string): number | undefined => {
   const match = durationPattern.exec(text.trim())
   if (match === null) return undefined
   const value = Number(match[1])
