@@ -5,48 +5,14 @@
  * exchange, named by its method, with the HTTP client semantic conventions.
  * Spans carry the recorded times (session start + event time), never the time
  * of export. The phases are cut as the time graph cuts them.
- *
- * The spans have the OTLP/JSON shape that @effect/opentelemetry's serializers
- * encode (as JSON or protobuf).
  */
-import { entriesToAttributes, type KeyValue } from "@effect/opentelemetry/OtlpResource"
 import { formatHostPort } from "./Address.js"
 import type { Connection } from "./Connection.js"
 import type { ConnectionEvent, EventOf } from "./Event.js"
 import { type Exchange, exchanges } from "./Exchange.js"
 import type { TorAttribution } from "./TorCircuits.js"
 import type { TorRelay } from "./TorControlProtocol.js"
-
-/** OTLP's SpanKind values. */
-export const SpanKind = { internal: 1, client: 3 } as const
-
-/** OTLP's status codes: unset (the default) or error. */
-export const StatusCode = { unset: 0, error: 2 } as const
-
-export interface OtlpSpanEvent {
-  readonly name: string
-  readonly timeUnixNano: string
-  readonly attributes: Array<KeyValue>
-  readonly droppedAttributesCount: number
-}
-
-/** One span as OTLP/JSON writes it (`opentelemetry.proto.trace.v1.Span`). */
-export interface OtlpSpan {
-  readonly traceId: string
-  readonly spanId: string
-  readonly parentSpanId: string | undefined
-  readonly name: string
-  readonly kind: number
-  readonly startTimeUnixNano: string
-  readonly endTimeUnixNano: string
-  readonly attributes: Array<KeyValue>
-  readonly droppedAttributesCount: number
-  readonly events: Array<OtlpSpanEvent>
-  readonly droppedEventsCount: number
-  readonly status: { readonly code: number; readonly message?: string }
-  readonly links: Array<never>
-  readonly droppedLinksCount: number
-}
+import { attributesOf, type Span as OtlpSpan, type SpanEvent, SpanKind, StatusCode } from "./OtlpTraces.js"
 
 export interface TraceContext {
   /** Wall-clock nanoseconds since the Unix epoch of session time 0. */
@@ -57,11 +23,7 @@ export interface TraceContext {
   readonly newId: (bytes: 8 | 16) => string
 }
 
-type Attributes = Record<string, string | number | boolean | ReadonlyArray<string> | null | undefined>
-
-/** Attributes with a value; null and undefined ones are left out. */
-const attributesOf = (attributes: Attributes): Array<KeyValue> =>
-  entriesToAttributes(Object.entries(attributes).filter(([, value]) => value !== null && value !== undefined))
+type Attributes = Parameters<typeof attributesOf>[0]
 
 /** `HTTP/1.1` → `1.1`, as `network.protocol.version` wants it. */
 const protocolVersion = (httpVersion: string | undefined): string | undefined =>
@@ -165,7 +127,7 @@ export const traceOf = (connection: Connection, context: TraceContext): Readonly
     readonly attributes: Attributes
     readonly parent?: string
     readonly error?: string | null
-    readonly events?: Array<OtlpSpanEvent>
+    readonly events?: Array<SpanEvent>
   }): OtlpSpan => ({
     traceId,
     spanId: options.parent === undefined ? rootId : context.newId(8),

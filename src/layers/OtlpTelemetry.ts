@@ -1,8 +1,7 @@
 /**
  * The live Telemetry: connections that close go, as OpenTelemetry traces, to
  * the collector the settings name (`--otlp`, `PUT /api/settings`), over
- * OTLP/HTTP with @effect/platform's HttpClient, encoded by @effect/opentelemetry
- * (protobuf or JSON).
+ * OTLP/HTTP (protobuf or JSON) with @effect/platform's HttpClient.
  *
  * On the closing path it only appends the connection to a bounded queue (when the
  * queue is full, the trace is dropped and counted). One fiber sends the queue in
@@ -11,8 +10,6 @@
  * to every 30 s. Failures are logged at most once a minute. While export is off,
  * the closing path returns at once and the fiber only wakes to find nothing queued.
  */
-import * as OtlpResource from "@effect/opentelemetry/OtlpResource"
-import { OtlpSerialization, layerJson, layerProtobuf } from "@effect/opentelemetry/OtlpSerialization"
 import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
@@ -20,6 +17,7 @@ import { Data, Duration, Effect, Layer, Schedule } from "effect"
 import * as crypto from "node:crypto"
 import type { Connection } from "../domain/Connection.js"
 import { traceOf } from "../domain/ConnectionTrace.js"
+import { attributesOf, encodeTracesJson, encodeTracesProtobuf } from "../domain/OtlpTraces.js"
 import type { Settings } from "../domain/Settings.js"
 import { hostVantage, type OtlpCollector, redactedEndpoint } from "../domain/Telemetry.js"
 import type { TorAttribution } from "../domain/TorCircuits.js"
@@ -91,7 +89,24 @@ interface Queued {
   readonly sessionStartNanos: bigint
 }
 
-const newId = (bytes: 8 | 16): string => crypto.randomBytes(bytes).toString("hex")
+/** Random ids from a pool filled 4 KiB at a time: one `randomBytes` call per id costs more than a span. */
+const makeIds = () => {
+  const pool = Buffer.alloc(4096)
+  let used = pool.length
+  return (bytes: 8 | 16): string => {
+    if (used + bytes > pool.length) {
+      crypto.randomFillSync(pool)
+      used = 0
+    }
+    used += bytes
+    return pool.toString("hex", used - bytes, used)
+  }
+}
+
+const encoders = {
+  protobuf: { contentType: "application/x-protobuf", encode: encodeTracesProtobuf },
+  json: { contentType: "application/json", encode: encodeTracesJson }
+} as const
 
 const causeText = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
 
@@ -114,10 +129,7 @@ export const make = (options: Partial<OtlpExportConfig> = {}) =>
     const settings = yield* SettingsStore
     const client = HttpClient.filterStatusOk(yield* HttpClient.HttpClient)
     const clock = yield* Effect.clock
-    const encoders = {
-      json: yield* Effect.provide(OtlpSerialization, layerJson),
-      protobuf: yield* Effect.provide(OtlpSerialization, layerProtobuf)
-    }
+    const newId = makeIds()
     const exportInterval = Duration.decode(config.exportInterval)
     const logMillis = Duration.toMillis(config.logInterval)
     /** Opened when a batch is full, so it goes before the interval ends. */
@@ -166,17 +178,17 @@ export const make = (options: Partial<OtlpExportConfig> = {}) =>
         const spans = batch.flatMap((queued) =>
           traceOf(queued.connection, { sessionStartNanos: queued.sessionStartNanos, tor: queued.tor, newId })
         )
-        const body = encoders[current.otlpEncoding].traces({
+        const encoder = encoders[current.otlpEncoding]
+        const body = encoder.encode({
           resourceSpans: [{
-            resource: OtlpResource.make({
-              serviceName: "mitm",
-              serviceVersion: config.serviceVersion,
-              attributes: { "mitm.vantage": current.vantage }
-            }),
+            resource: {
+              attributes: attributesOf({ "service.name": "mitm", "service.version": config.serviceVersion, "mitm.vantage": current.vantage }),
+              droppedAttributesCount: 0
+            },
             scopeSpans: [{ scope: { name: "mitm", version: config.serviceVersion }, spans }]
           }]
         })
-        const request = HttpClientRequest.post(collector.endpoint).pipe(HttpClientRequest.setBody(body))
+        const request = HttpClientRequest.post(collector.endpoint).pipe(HttpClientRequest.bodyUint8Array(body, encoder.contentType))
         return yield* client.execute(request).pipe(
           Effect.flatMap((response) => response.arrayBuffer),
           Effect.mapError(exportError),
@@ -186,24 +198,21 @@ export const make = (options: Partial<OtlpExportConfig> = {}) =>
               new OtlpExportError({ reason: "Timeout", status: null, detail: `no answer within ${Duration.format(config.requestTimeout)}` })
           }),
           Effect.retry({ times: config.retries, while: retryable, schedule: Schedule.exponential("500 millis") }),
-          Effect.as(true),
-          Effect.catchAll((error) =>
-            Effect.zipRight(
+          Effect.matchEffect({
+            onSuccess: () =>
               Effect.sync(() => {
-                lastError = error.message
+                exported += batch.length
+                return true
               }),
-              Effect.as(logFailure(collector, error), false)
-            )
-          )
-        )
-      }).pipe(
-        Effect.tap((ok) =>
-          Effect.sync(() => {
-            if (ok) exported += batch.length
-            else failed += batch.length
+            onFailure: (error) =>
+              Effect.suspend(() => {
+                failed += batch.length
+                lastError = error.message
+                return Effect.as(logFailure(collector, error), false)
+              })
           })
         )
-      )
+      })
 
     /** Sends what is queued, batch after batch; stops at the first batch that fails. */
     const drain = Effect.gen(function*() {
