@@ -117,7 +117,7 @@ const exportError = (error: HttpClientError.HttpClientError): OtlpExportError =>
     : new OtlpExportError({
       reason: "Unreachable",
       status: null,
-      detail: `no answer from the collector (${error.description ?? causeText(error.cause ?? error.reason)})`
+      detail: `cannot reach the collector (${error.description ?? causeText(error.cause ?? error.reason)})`
     })
 
 export const make = (options: Partial<OtlpExportConfig> = {}) =>
