@@ -36,6 +36,8 @@ export class OtlpExportError extends Data.TaggedError("OtlpExportError")<{
     | "Unreachable"
     /** No answer within the request timeout. */
     | "Timeout"
+    /** The traces could not be built or encoded (a bug: nothing was sent). */
+    | "Encode"
   /** The HTTP status, for `Status`. */
   readonly status: number | null
   readonly detail: string
@@ -47,7 +49,7 @@ export class OtlpExportError extends Data.TaggedError("OtlpExportError")<{
 
 /** OTLP/HTTP says: retry on 429, 502, 503, 504 and when the collector could not be reached. */
 const retryable = (error: OtlpExportError): boolean =>
-  error.reason !== "Status" || error.status === 429 || error.status === 502 || error.status === 503 || error.status === 504
+  error.reason === "Unreachable" || error.reason === "Timeout" || error.status === 429 || error.status === 502 || error.status === 503 || error.status === 504
 
 export interface OtlpExportConfig {
   /** How long a closed connection may wait before its batch is sent (unless the batch fills first). */
@@ -173,46 +175,59 @@ export const make = (options: Partial<OtlpExportConfig> = {}) =>
       })
 
     /** Sends one batch; says whether the collector took it. */
-    const send = (batch: ReadonlyArray<Queued>, current: Settings, collector: OtlpCollector) =>
-      Effect.gen(function*() {
-        const spans = batch.flatMap((queued) =>
-          traceOf(queued.connection, { sessionStartNanos: queued.sessionStartNanos, tor: queued.tor, newId })
-        )
-        const encoder = encoders[current.otlpEncoding]
-        const body = encoder.encode({
-          resourceSpans: [{
-            resource: {
-              attributes: attributesOf({ "service.name": "mitm", "service.version": config.serviceVersion, "mitm.vantage": current.vantage }),
-              droppedAttributesCount: 0
-            },
-            scopeSpans: [{ scope: { name: "mitm", version: config.serviceVersion }, spans }]
-          }]
-        })
-        const request = HttpClientRequest.post(collector.endpoint).pipe(HttpClientRequest.bodyUint8Array(body, encoder.contentType))
-        return yield* client.execute(request).pipe(
-          Effect.flatMap((response) => response.arrayBuffer),
-          Effect.mapError(exportError),
-          Effect.timeoutFail({
-            duration: config.requestTimeout,
-            onTimeout: () =>
-              new OtlpExportError({ reason: "Timeout", status: null, detail: `no answer within ${Duration.format(config.requestTimeout)}` })
-          }),
-          Effect.retry({ times: config.retries, while: retryable, schedule: Schedule.exponential("500 millis") }),
-          Effect.matchEffect({
-            onSuccess: () =>
-              Effect.sync(() => {
-                exported += batch.length
-                return true
-              }),
-            onFailure: (error) =>
-              Effect.suspend(() => {
-                failed += batch.length
-                lastError = error.message
-                return Effect.as(logFailure(collector, error), false)
-              })
-          })
-        )
+    /** The batch as an OTLP body in the encoding the settings ask for. */
+    const bodyOf = (batch: ReadonlyArray<Queued>, current: Settings) =>
+      Effect.try({
+        try: () => {
+          const spans = batch.flatMap((queued) =>
+            traceOf(queued.connection, { sessionStartNanos: queued.sessionStartNanos, tor: queued.tor, newId })
+          )
+          const encoder = encoders[current.otlpEncoding]
+          return HttpClientRequest.bodyUint8Array(
+            encoder.encode({
+              resourceSpans: [{
+                resource: {
+                  attributes: attributesOf({ "service.name": "mitm", "service.version": config.serviceVersion, "mitm.vantage": current.vantage }),
+                  droppedAttributesCount: 0
+                },
+                scopeSpans: [{ scope: { name: "mitm", version: config.serviceVersion }, spans }]
+              }]
+            }),
+            encoder.contentType
+          )
+        },
+        catch: (cause) => new OtlpExportError({ reason: "Encode", status: null, detail: `could not encode the traces (${causeText(cause)})` })
       })
+
+    /** Sends one batch; says whether the collector took it. Every outcome is counted. */
+    const send = (batch: ReadonlyArray<Queued>, current: Settings, collector: OtlpCollector) =>
+      bodyOf(batch, current).pipe(
+        Effect.flatMap((withBody) =>
+          client.execute(withBody(HttpClientRequest.post(collector.endpoint))).pipe(
+            Effect.flatMap((response) => response.arrayBuffer),
+            Effect.mapError(exportError),
+            Effect.timeoutFail({
+              duration: config.requestTimeout,
+              onTimeout: () =>
+                new OtlpExportError({ reason: "Timeout", status: null, detail: `no answer within ${Duration.format(config.requestTimeout)}` })
+            }),
+            Effect.retry({ times: config.retries, while: retryable, schedule: Schedule.exponential("500 millis") })
+          )
+        ),
+        Effect.matchEffect({
+          onSuccess: () =>
+            Effect.sync(() => {
+              exported += batch.length
+              return true
+            }),
+          onFailure: (error) =>
+            Effect.suspend(() => {
+              failed += batch.length
+              lastError = error.message
+              return Effect.as(logFailure(collector, error), false)
+            })
+        })
+      )
 
     /** Sends what is queued, batch after batch; stops at the first batch that fails. */
     const drain = Effect.gen(function*() {
@@ -224,16 +239,7 @@ export const make = (options: Partial<OtlpExportConfig> = {}) =>
           break
         }
         const batch = queue.splice(0, config.maxBatch)
-        const ok = yield* send(batch, current, current.otlp).pipe(
-          Effect.catchAllDefect((defect) =>
-            Effect.as(Effect.logError("mitm: telemetry export failed unexpectedly", defect), false).pipe(
-              Effect.tap(() => Effect.sync(() => {
-                failed += batch.length
-              }))
-            )
-          )
-        )
-        if (!ok) return false
+        if (!(yield* send(batch, current, current.otlp))) return false
       }
       return true
     })
