@@ -199,8 +199,9 @@ const pageLoad = (encoding: OtlpEncoding) =>
     })
     // For the record: one page load's spans, as the receiver got them.
     const main = measured.find((connection) => connection.host === "127.0.0.2")!
-    console.log(`${encoding}: ${connections.length} traces, ${receiver.spans.length} spans; the page's own connection:\n` +
-      traces.get(main.id)!.map((span) =>
+    const tlsConnection = measured.find((connection) => connection.port === secure.port)!
+    console.log(`${encoding}: ${connections.length} traces, ${receiver.spans.length} spans; the page's own connection and the HTTPS one:\n` +
+      [...traces.get(main.id)!, ...traces.get(tlsConnection.id)!].map((span) =>
         `  ${span.parentSpanId === null ? "" : "  "}${span.name}  ${((Number(span.startTimeUnixNano) / 1e6) - sessionStartMillis).toFixed(3)}ms → ` +
         `${((Number(span.endTimeUnixNano) / 1e6) - sessionStartMillis).toFixed(3)}ms  ${JSON.stringify(span.attributes)}`
       ).join("\n"))
