@@ -58,7 +58,10 @@ describe("command-line flags", () => {
       httpDelay: { _tag: "Fixed", millis: 250 },
       maxConnections: 50,
       bandwidth: 250 * 1024,
-      bandwidthTotal: 250000
+      bandwidthTotal: 250000,
+      otlp: null,
+      otlpEncoding: "protobuf",
+      vantage: defaultSettings.vantage
     })
   })
 

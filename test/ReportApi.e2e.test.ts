@@ -6,6 +6,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as http from "node:http"
 import { connectionJson } from "../src/domain/Connection.js"
+import { defaultSettings } from "../src/domain/Settings.js"
 import { eventually, httpOrigin, startMitm } from "./support/Loopback.js"
 import { socks5Open } from "./support/SocksClient.js"
 
@@ -99,7 +100,10 @@ describe("the report's JSON API", () => {
         upstream: "direct",
         maxConnections: 10000,
         bandwidth: "off",
-        bandwidthTotal: "off"
+        bandwidthTotal: "off",
+        otlp: "off",
+        otlpEncoding: "protobuf",
+        vantage: defaultSettings.vantage
       })
       expect(yield* mitm.connections).toHaveLength(0)
     }))

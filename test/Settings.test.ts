@@ -122,7 +122,10 @@ describe("settings documents", () => {
       upstream: "socks5://127.0.0.1:9050",
       maxConnections: 10000,
       bandwidth: "off",
-      bandwidthTotal: "off"
+      bandwidthTotal: "off",
+      otlp: "off",
+      otlpEncoding: "protobuf",
+      vantage: defaultSettings.vantage
     })
   })
 })

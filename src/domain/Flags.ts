@@ -15,6 +15,7 @@ import {
   type SettingsField
 } from "./Settings.js"
 import { formatHostPort } from "./Address.js"
+import { formatOtlpCollector } from "./Telemetry.js"
 
 export interface ListenFlag {
   readonly host: string
@@ -61,7 +62,10 @@ export const settingFlags: Readonly<Record<string, SettingsField>> = {
   "--http-delay": "httpDelay",
   "--max-connections": "maxConnections",
   "--bandwidth": "bandwidth",
-  "--bandwidth-total": "bandwidthTotal"
+  "--bandwidth-total": "bandwidthTotal",
+  "--otlp": "otlp",
+  "--otlp-encoding": "otlpEncoding",
+  "--vantage": "vantage"
 }
 
 const defaults = {
@@ -91,6 +95,10 @@ MITM, Monitor In The Middle: a measuring SOCKS proxy between a browser and Tor.
                              SOCKS upstream's port + 1, e.g. 9051; silent if nothing answers]
   --tor-control-password PASS  for HashedControlPassword (or MITM_TOR_CONTROL_PASSWORD);
                              without it: NULL, SAFECOOKIE or COOKIE auth as Tor offers
+  --otlp URL|off             send each closed connection as a trace to this OpenTelemetry
+                             collector (OTLP/HTTP, URL/v1/traces)               [${formatOtlpCollector(defaultSettings.otlp)}]
+  --otlp-encoding protobuf|json  OTLP/HTTP body encoding                        [${defaultSettings.otlpEncoding}]
+  --vantage NAME             resource attribute mitm.vantage of the traces      [the host name: ${defaultSettings.vantage}]
   --allow-remote-clients     serve clients that are not on this machine (otherwise refused,
                              even when listening beyond loopback)
   --help                     this text

@@ -5,6 +5,7 @@
 import { Either, ParseResult, Schema } from "effect"
 import { formatHostPort } from "./Address.js"
 import { SettingsError } from "./Errors.js"
+import { formatOtlpCollector, hostVantage, parseOtlpCollector, parseVantage } from "./Telemetry.js"
 
 /** One delay: none, fixed, or drawn uniformly from a range. */
 export type Delay =
@@ -185,7 +186,10 @@ export const accepts = {
   upstream: `"direct" or socks5://[user:pass@]HOST:PORT`,
   maxConnections: `a whole number from 1 to 10000000`,
   bandwidth: `off or a rate per second like 250KiB/s, 1.5MiB/s, 2Mbit/s (per connection, each direction)`,
-  bandwidthTotal: `off or a rate per second like 1MiB/s (shared by all connections, each direction)`
+  bandwidthTotal: `off or a rate per second like 1MiB/s (shared by all connections, each direction)`,
+  otlp: `off or the http:// or https:// URL of an OpenTelemetry collector's OTLP/HTTP receiver, e.g. http://127.0.0.1:4318`,
+  otlpEncoding: `"protobuf" or "json"`,
+  vantage: `a name of 1 to 64 letters, digits and . _ - : @ / +`
 } as const
 
 export type SettingsField = keyof typeof accepts
@@ -209,6 +213,8 @@ const fromString = <A>(
 export const DelaySpecFromString = fromString(parseDelaySpec, formatDelaySpec, "socksDelay")
 export const UpstreamFromString = fromString(parseUpstream, formatUpstream, "upstream")
 export const RateFromString = fromString(parseRate, formatRate, "bandwidth")
+export const OtlpCollectorFromString = fromString(parseOtlpCollector, formatOtlpCollector, "otlp")
+export const VantageFromString = fromString(parseVantage, (vantage: string) => vantage, "vantage")
 
 export const Settings = Schema.Struct({
   headers: Schema.Literal("first", "all"),
@@ -217,7 +223,10 @@ export const Settings = Schema.Struct({
   upstream: UpstreamFromString,
   maxConnections: Schema.Int.pipe(Schema.between(1, 10_000_000)),
   bandwidth: RateFromString,
-  bandwidthTotal: RateFromString
+  bandwidthTotal: RateFromString,
+  otlp: OtlpCollectorFromString,
+  otlpEncoding: Schema.Literal("protobuf", "json"),
+  vantage: VantageFromString
 })
 export type Settings = typeof Settings.Type
 export type SettingsJson = typeof Settings.Encoded
@@ -229,7 +238,10 @@ export const defaultSettings: Settings = {
   upstream: { _tag: "Socks5", host: "127.0.0.1", port: 9050 },
   maxConnections: 10_000,
   bandwidth: 0,
-  bandwidthTotal: 0
+  bandwidthTotal: 0,
+  otlp: null,
+  otlpEncoding: "protobuf",
+  vantage: hostVantage()
 }
 
 const SettingsPatch = Schema.partial(Settings)

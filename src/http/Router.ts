@@ -11,6 +11,7 @@ import { connectionJson } from "../domain/Connection.js"
 import { encodeSettings } from "../domain/Settings.js"
 import { Reporter } from "../services/Reporter.js"
 import { SettingsStore } from "../services/Settings.js"
+import { Telemetry } from "../services/Telemetry.js"
 import { connectionBody, connectionLive } from "./ConnectionPage.js"
 import { guard, type Origins } from "./Guard.js"
 import { harIndex, harWith } from "./Har.js"
@@ -164,7 +165,13 @@ export const makeRouter = (config: ReportAppConfig) =>
     HttpRouter.get(
       "/api/status",
       Effect.flatMap(Reporter, (reporter) =>
-        Effect.all({ version: reporter.version, now: reporter.now, counts: reporter.counts, process: Effect.sync(processStats) }).pipe(
+        Effect.all({
+          version: reporter.version,
+          now: reporter.now,
+          counts: reporter.counts,
+          process: Effect.sync(processStats),
+          telemetry: Effect.flatMap(Telemetry, (telemetry) => telemetry.status)
+        }).pipe(
           Effect.map((status) => json(status))
         ))
     ),

@@ -72,6 +72,15 @@ ${view.error === undefined ? "" : html`<p class="error">Nothing was changed: ${v
   <div><input id="bandwidth" name="bandwidth" value="${value("bandwidth")}" size="14"><div class="hint">${accepts.bandwidth}; applies at once</div>${fieldError(view, "bandwidth")}</div>
   <label for="bandwidthTotal">Bandwidth in total</label>
   <div><input id="bandwidthTotal" name="bandwidthTotal" value="${value("bandwidthTotal")}" size="14"><div class="hint">${accepts.bandwidthTotal}; applies at once</div>${fieldError(view, "bandwidthTotal")}</div>
+  <label for="otlp">Telemetry collector</label>
+  <div><input id="otlp" name="otlp" value="${value("otlp")}" size="36"><div class="hint">${accepts.otlp}: each closed connection is sent there as an OpenTelemetry trace</div>${fieldError(view, "otlp")}</div>
+  <label for="otlpEncoding">Telemetry encoding</label>
+  <div><select id="otlpEncoding" name="otlpEncoding">
+    <option value="protobuf"${value("otlpEncoding") === "protobuf" ? html` selected` : ""}>protobuf</option>
+    <option value="json"${value("otlpEncoding") === "json" ? html` selected` : ""}>JSON</option>
+  </select>${fieldError(view, "otlpEncoding")}</div>
+  <label for="vantage">Vantage</label>
+  <div><input id="vantage" name="vantage" value="${value("vantage")}" size="24"><div class="hint">${accepts.vantage}; the traces' mitm.vantage, to tell this MITM from others in one backend</div>${fieldError(view, "vantage")}</div>
   <span></span><div><button type="submit">Save</button></div>
 </form>
 <h2>Reset</h2>

@@ -3,6 +3,7 @@
  * upstream, the report server and the SOCKS proxy. Tests build the same graph
  * with another Upstream or clock.
  */
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Effect, Layer } from "effect"
 import { SessionClock } from "../services/SessionClock.js"
 import type { Settings } from "../domain/Settings.js"
@@ -13,6 +14,7 @@ import type { Upstream } from "../services/Upstream.js"
 import * as ClockDeadlines from "./ClockDeadlines.js"
 import * as InMemoryStore from "./InMemoryStore.js"
 import * as NodeReportServer from "./NodeReportServer.js"
+import * as OtlpTelemetry from "./OtlpTelemetry.js"
 import * as ProtocolDecoder from "./ProtocolDecoder.js"
 import * as SessionClockLive from "./SessionClockLive.js"
 import * as SettingsDelayPolicy from "./SettingsDelayPolicy.js"
@@ -37,6 +39,8 @@ export interface AppConfig {
   readonly allowRemoteClients?: boolean
   /** Tor's control port to read circuits from (default off). */
   readonly torControl?: { readonly address: ListenAddress | "off"; readonly password: string | undefined }
+  /** How the telemetry export batches, bounds and retries (defaults: OtlpTelemetry.defaultExportConfig). */
+  readonly telemetry?: Partial<OtlpTelemetry.OtlpExportConfig>
 }
 
 /** Everything but the upstream, which is one Layer to swap. */
@@ -55,7 +59,11 @@ export const layerWith = <E>(config: AppConfig, upstreamLayer: Layer.Layer<Upstr
   const upstream = upstreamLayer.pipe(Layer.provide(Layer.merge(settings, deadlines)))
   const store = InMemoryStore.layer.pipe(Layer.provide(settings))
   const reporter = StoreReporter.layer.pipe(Layer.provide(Layer.mergeAll(store, clock, torControl)))
-  const report = NodeReportServer.layer({ listen: config.report, version, allowRemoteClients: config.allowRemoteClients ?? false }).pipe(Layer.provide(Layer.merge(reporter, settings)))
+  // Traces of closed connections to the collector the settings name (idle while `otlp` is off).
+  const telemetry = OtlpTelemetry.layer({ serviceVersion: version, ...config.telemetry }).pipe(
+    Layer.provide(Layer.mergeAll(store, clock, torControl, settings, NodeHttpClient.layer))
+  )
+  const report = NodeReportServer.layer({ listen: config.report, version, allowRemoteClients: config.allowRemoteClients ?? false }).pipe(Layer.provide(Layer.mergeAll(reporter, settings, telemetry)))
   const proxy = SocksProxy.layer({
     listen: config.listen,
     maxClients: config.maxClients ?? 1024,
@@ -73,7 +81,7 @@ export const layerWith = <E>(config: AppConfig, upstreamLayer: Layer.Layer<Upstr
       SettingsDelayPolicy.layer.pipe(Layer.provide(settings))
     ))
   )
-  return Layer.mergeAll(proxy, report, reporter, settings, store, clock, torControl)
+  return Layer.mergeAll(proxy, report, reporter, settings, store, clock, torControl, telemetry)
 }
 
 /** The running program: the upstream follows the settings (Tor/SOCKS5 or direct). */

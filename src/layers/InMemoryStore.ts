@@ -25,6 +25,7 @@ export const make: Effect.Effect<StoreService, never, SettingsStore> = Effect.ge
   let version = 0
 
   const evictedListeners = new Set<(id: number) => void>()
+  const closedListeners = new Set<(connection: Connection) => void>()
   const evict = () => {
     while (connections.size > maxConnections && closedHead < closedOrder.length) {
       const id = closedOrder[closedHead++]
@@ -93,6 +94,8 @@ export const make: Effect.Effect<StoreService, never, SettingsStore> = Effect.ge
           connection.closedAt = time
           connection.closedBy = closedBy
           connection.error = error
+          // Before eviction, which may take this very connection (and Tor's record of it).
+          for (const listener of closedListeners) listener(connection)
           if (owner === connections) {
             closedOrder.push(id)
             evict()
@@ -112,6 +115,12 @@ export const make: Effect.Effect<StoreService, never, SettingsStore> = Effect.ge
       evictedListeners.add(listener)
       return () => {
         evictedListeners.delete(listener)
+      }
+    },
+    onClosed: (listener) => {
+      closedListeners.add(listener)
+      return () => {
+        closedListeners.delete(listener)
       }
     },
     reset: Effect.sync(() => {

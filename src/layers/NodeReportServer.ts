@@ -14,6 +14,7 @@ import { makeFormToken } from "../http/SettingsPage.js"
 import type { Reporter } from "../services/Reporter.js"
 import { type ListenAddress, ReportServer, type ReportServerService } from "../services/ReportServer.js"
 import type { SettingsStore } from "../services/Settings.js"
+import type { Telemetry } from "../services/Telemetry.js"
 
 export interface ReportServerConfig {
   /** undefined: in-band only (`--report off`). */
@@ -35,7 +36,7 @@ const listen = (server: http.Server, address: ListenAddress) =>
     })
   })
 
-export const make = (config: ReportServerConfig): Effect.Effect<ReportServerService, Error, Reporter | SettingsStore | Scope.Scope> =>
+export const make = (config: ReportServerConfig): Effect.Effect<ReportServerService, Error, Reporter | SettingsStore | Telemetry | Scope.Scope> =>
   Effect.gen(function*() {
     const server = http.createServer({ keepAliveTimeout: 5_000, headersTimeout: 30_000, requestTimeout: 60_000 })
     yield* Effect.addFinalizer(() =>
@@ -71,5 +72,5 @@ export const make = (config: ReportServerConfig): Effect.Effect<ReportServerServ
     }
   })
 
-export const layer = (config: ReportServerConfig): Layer.Layer<ReportServer, Error, Reporter | SettingsStore> =>
+export const layer = (config: ReportServerConfig): Layer.Layer<ReportServer, Error, Reporter | SettingsStore | Telemetry> =>
   Layer.scoped(ReportServer, make(config))

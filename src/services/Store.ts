@@ -50,6 +50,12 @@ export interface StoreService {
   readonly version: Effect.Effect<number>
   /** Calls `listener` with the id of each connection evicted from now on; returns the unsubscribe. */
   readonly onEvicted: (listener: (id: number) => void) => () => void
+  /**
+   * Calls `listener` with each connection that closes (or fails) from now on, right after its
+   * ConnectionClose is recorded, on the closing path: a listener must return at once.
+   * Returns the unsubscribe.
+   */
+  readonly onClosed: (listener: (connection: Connection) => void) => () => void
   /** Forget every measurement; ids start again from 1. */
   readonly reset: Effect.Effect<void>
 }

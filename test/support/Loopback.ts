@@ -76,13 +76,15 @@ export class Mitm extends Context.Tag("test/Mitm")<Mitm, {
 
 /**
  * A running MITM on ephemeral ports; the upstream follows the settings unless another layer is given.
- * `torControl`: Tor's control port to read circuits from (default off).
+ * `torControl`: Tor's control port to read circuits from (default off); `telemetry`: how the
+ * telemetry export batches and bounds (the collector itself is a setting).
  */
 export const startMitm = (
   settings: Partial<Settings> = {},
   upstream: Layer.Layer<Upstream, never, SettingsStore | Deadlines> = UpstreamFromSettings.layer,
   maxClients?: number,
-  torControl?: App.AppConfig["torControl"]
+  torControl?: App.AppConfig["torControl"],
+  telemetry?: App.AppConfig["telemetry"]
 ) =>
   Effect.gen(function*() {
     const context = yield* Layer.build(App.layerWith({
@@ -90,7 +92,8 @@ export const startMitm = (
       report: { host: "127.0.0.1", port: 0 },
       settings: { ...defaultSettings, ...settings },
       maxClients,
-      torControl
+      torControl,
+      telemetry
     }, upstream))
     const reporter = Context.get(context, Reporter)
     const proxy = Context.get(context, Proxy)
@@ -98,7 +101,9 @@ export const startMitm = (
       proxy: proxy.address,
       clients: proxy.clients,
       report: Context.get(context, ReportServer).address!,
-      connections: reporter.connections
+      connections: reporter.connections,
+      /** Wall-clock epoch milliseconds of session time 0. */
+      sessionStartMillis: reporter.sessionStartMillis
     }
   })
 
