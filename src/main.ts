@@ -100,7 +100,8 @@ const app = App.layer({
   settings: flags.settings,
   maxClients: flags.maxClients,
   allowRemoteClients: flags.allowRemoteClients,
-  torControl: { address: torControl, password: flags.torControlPassword }
+  torControl: { address: torControl, password: flags.torControlPassword },
+  sessionsDir: flags.sessionsDir
 })
 
 const main = (flags.harOut === undefined ? Layer.empty : HarOnExit.layer(flags.harOut, App.version)).pipe(

@@ -50,8 +50,9 @@ export const guard = <E, R>(origins: Origins, app: Effect.Effect<HttpServerRespo
       if (api && type !== "application/json") {
         return jsonError(415, "a state change needs a JSON body (Content-Type: application/json)")
       }
-      if (!api && type !== "application/x-www-form-urlencoded") {
-        return jsonError(415, "a form post needs Content-Type: application/x-www-form-urlencoded and the page's token")
+      // multipart/form-data: a file the page's import form sends; its route checks the token too.
+      if (!api && type !== "application/x-www-form-urlencoded" && type !== "multipart/form-data") {
+        return jsonError(415, "a form post needs Content-Type: application/x-www-form-urlencoded (or multipart/form-data) and the page's token")
       }
     }
     return yield* app

@@ -40,6 +40,9 @@ input,select,button{font:inherit}
 .graph{overflow-x:auto}
 .swatch{display:inline-block;width:.7em;height:.7em;margin-right:.3em;border-radius:2px}
 ol.path{margin:0;padding-left:1.4em}
+.more{color:#b00020}
+.less{color:#1b7f3b}
+form.inline{display:inline;margin:0}
 `
 
 const script = `
@@ -116,7 +119,7 @@ export const page = (options: PageOptions) => {
   const document = html`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${options.title} · MITM</title><style>${new Html(styles)}</style></head>
-<body><header><h1>MITM</h1><nav><a href="/">Report</a><a href="/settings">Settings</a><a href="/har">HAR</a><a href="/api/connections">JSON</a></nav></header>
+<body><header><h1>MITM</h1><nav><a href="/">Report</a><a href="/sessions">Sessions</a><a href="/settings">Settings</a><a href="/har">HAR</a><a href="/api/connections">JSON</a></nav></header>
 <main>${options.body}</main>
 <script nonce="${nonce}">${new Html(script)}</script>
 </body></html>`

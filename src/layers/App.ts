@@ -15,6 +15,7 @@ import * as InMemoryStore from "./InMemoryStore.js"
 import * as NodeReportServer from "./NodeReportServer.js"
 import * as ProtocolDecoder from "./ProtocolDecoder.js"
 import * as SessionClockLive from "./SessionClockLive.js"
+import * as SessionsLive from "./SessionsLive.js"
 import * as SettingsDelayPolicy from "./SettingsDelayPolicy.js"
 import * as SettingsLive from "./SettingsLive.js"
 import * as SocksProxy from "./SocksProxy.js"
@@ -37,6 +38,8 @@ export interface AppConfig {
   readonly allowRemoteClients?: boolean
   /** Tor's control port to read circuits from (default off). */
   readonly torControl?: { readonly address: ListenAddress | "off"; readonly password: string | undefined }
+  /** Where sessions are kept (`--sessions-dir`); undefined: in memory, gone at exit (tests). */
+  readonly sessionsDir?: string
 }
 
 /** Everything but the upstream, which is one Layer to swap. */
@@ -55,7 +58,8 @@ export const layerWith = <E>(config: AppConfig, upstreamLayer: Layer.Layer<Upstr
   const upstream = upstreamLayer.pipe(Layer.provide(Layer.merge(settings, deadlines)))
   const store = InMemoryStore.layer.pipe(Layer.provide(settings))
   const reporter = StoreReporter.layer.pipe(Layer.provide(Layer.mergeAll(store, clock, torControl)))
-  const report = NodeReportServer.layer({ listen: config.report, version, allowRemoteClients: config.allowRemoteClients ?? false }).pipe(Layer.provide(Layer.merge(reporter, settings)))
+  const sessions = config.sessionsDir === undefined ? SessionsLive.layerMemory(version) : SessionsLive.layerDirectory(config.sessionsDir, version)
+  const report = NodeReportServer.layer({ listen: config.report, version, allowRemoteClients: config.allowRemoteClients ?? false }).pipe(Layer.provide(Layer.mergeAll(reporter, settings, sessions)))
   const proxy = SocksProxy.layer({
     listen: config.listen,
     maxClients: config.maxClients ?? 1024,
@@ -73,7 +77,7 @@ export const layerWith = <E>(config: AppConfig, upstreamLayer: Layer.Layer<Upstr
       SettingsDelayPolicy.layer.pipe(Layer.provide(settings))
     ))
   )
-  return Layer.mergeAll(proxy, report, reporter, settings, store, clock, torControl)
+  return Layer.mergeAll(proxy, report, reporter, settings, store, clock, torControl, sessions)
 }
 
 /** The running program: the upstream follows the settings (Tor/SOCKS5 or direct). */
