@@ -5,6 +5,8 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Console, Effect, Either, Layer, Option } from "effect"
 import * as net from "node:net"
 import { formatHostPort, isLoopback } from "./domain/Address.js"
+import { runCommand } from "./cli/Command.js"
+import { commandNamed } from "./cli/Commands.js"
 import { parseFlags, torControlAddress } from "./domain/Flags.js"
 import { formatUpstream, type UpstreamTarget } from "./domain/Settings.js"
 import * as App from "./layers/App.js"
@@ -13,7 +15,10 @@ import { Proxy } from "./services/Proxy.js"
 import { ReportServer } from "./services/ReportServer.js"
 import { TorControl, type TorStatus } from "./services/TorControl.js"
 
-const parsed = parseFlags(process.argv.slice(2), process.env)
+const argv = process.argv.slice(2)
+/** `view`, `compare` …: a command that runs instead of the proxy, with its own arguments; the proxy's flags are then not read. */
+const command = commandNamed(argv[0])
+const parsed = parseFlags(command === undefined ? argv : [], process.env)
 if (Either.isLeft(parsed)) {
   process.stderr.write(`mitm: ${parsed.left.message}\n`)
   process.exit(2)
@@ -116,4 +121,5 @@ const main = (flags.harOut === undefined ? Layer.empty : HarOnExit.layer(flags.h
   )
 )
 
-NodeRuntime.runMain(main, { disableErrorReporting: true })
+if (command === undefined) NodeRuntime.runMain(main, { disableErrorReporting: true })
+else runCommand(command(argv.slice(1), process.env))
