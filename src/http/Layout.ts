@@ -32,8 +32,8 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 .card b{display:block;font-size:1.25em;font-variant-numeric:tabular-nums}
 .lists{display:flex;flex-wrap:wrap;gap:2em}
 pre.log{font:12.5px/1.5 ui-monospace,Menlo,Consolas,monospace;background:#fafbfc;border:1px solid var(--line);padding:.6em;overflow:auto;white-space:pre}
-form.filter{display:flex;gap:.6em;align-items:end;flex-wrap:wrap;margin:.4em 0}
-form.filter label,form.settings label{display:flex;flex-direction:column;font-size:.9em;color:var(--muted)}
+form.filter,form.row{display:flex;gap:.6em;align-items:end;flex-wrap:wrap;margin:.4em 0}
+form.filter label,form.row label,form.settings label{display:flex;flex-direction:column;font-size:.9em;color:var(--muted)}
 form.settings{display:grid;grid-template-columns:max-content 1fr;gap:.6em 1em;align-items:start;max-width:60em}
 form.settings .hint{font-size:.85em;color:var(--muted)}
 input,select,button{font:inherit}

@@ -285,7 +285,8 @@ export const sessionRoutes = (config: SessionRoutesConfig): HttpRouter.HttpRoute
       "/sessions/import",
       Effect.gen(function*() {
         if (yield* tooLarge) return yield* sessionsPage(config, { error: `The file is too large: at most ${maxHarBytes / 1024 / 1024} MiB.`, status: 413 })
-        const posted = yield* Effect.either(bounded(postedImport))
+        // A .har file may come as application/json, which the multipart reader otherwise turns into a text field.
+        const posted = yield* Effect.either(bounded(Multipart.withFieldMimeTypes(postedImport, [])))
         if (Either.isLeft(posted)) return yield* sessionsPage(config, { error: `The form could not be read: ${posted.left.message}`, status: 400 })
         const { fields, file } = posted.right
         if (!formTokenMatches(config.formToken, fields.token)) return yield* refused

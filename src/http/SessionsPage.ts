@@ -33,7 +33,7 @@ const choice = (info: SessionInfo, selected: string | undefined): Html =>
 
 /** Two selects, `a` and `b`: `current` or a session. */
 export const compareForm = (sessions: ReadonlyArray<SessionInfo>, a?: string, b?: string): Html => html`
-<form class="filter" method="get" action="/compare" id="compare-form">
+<form class="row" method="get" action="/compare" id="compare-form">
   <label>A<select name="a"><option value="current"${a === "current" ? html` selected` : ""}>current measurements</option>${sessions.map((info) => choice(info, a))}</select></label>
   <label>B<select name="b"><option value="current"${b === undefined || b === "current" ? html` selected` : ""}>current measurements</option>${sessions.map((info) => choice(info, b))}</select></label>
   <button>Compare</button>
@@ -52,13 +52,13 @@ export const sessionsBody = (view: SessionsView): Html => html`
 ${view.notice === undefined ? "" : html`<p class="ok" id="notice">${notices[view.notice]}</p>`}
 ${view.error === undefined ? "" : html`<p class="error" id="error">${view.error}</p>`}
 <h2>Save the current measurements</h2>
-<form method="post" action="/sessions" class="filter" id="save-form">
+<form method="post" action="/sessions" class="row" id="save-form">
   <input type="hidden" name="token" value="${view.token}">
   <label>Name<input name="name" size="40" maxlength="200" required placeholder="e.g. with --http-delay 300ms"></label>
   <button>Save ${view.currentConnections} connections</button>
 </form>
 <h2>Import a HAR file <span class="muted">(Chromium/DevTools, Firefox, Playwright or MITM)</span></h2>
-<form method="post" action="/sessions/import" enctype="multipart/form-data" class="filter" id="import-form">
+<form method="post" action="/sessions/import" enctype="multipart/form-data" class="row" id="import-form">
   <input type="hidden" name="token" value="${view.token}">
   <label>HAR file<input type="file" name="har" accept=".har,application/json" required></label>
   <label>Name <span class="muted">(optional)</span><input name="name" size="30" maxlength="200"></label>
