@@ -115,6 +115,20 @@ describe("importing a HAR", () => {
     expect(exchanges(measurements.connections[3])[0]).toMatchObject({ requestStart: 0.3, wait: 0.075 })
   })
 
+  it("a plain http entry has no TLS handshake, whatever its ssl time says (Playwright writes one); an https one has it inside connect", () => {
+    const [http, https] = measurementsOfHar(decoded({
+      log: {
+        creator: { name: "Playwright", version: "1.65.1" },
+        entries: [
+          entry({ timings: { dns: -1, connect: 16.5, ssl: 17.5, send: 0, wait: 4, receive: 30 } }),
+          entry({ request: { method: "GET", url: "https://example.com/" }, timings: { dns: -1, connect: 30, ssl: 20, send: 0, wait: 4, receive: 30 } })
+        ]
+      }
+    })).connections
+    expect(timeline(http).slice(0, 3)).toEqual([[0, "SocksRequestStart"], [0.0165, "SocksResponseEnd"], [0.0165, "HttpRequestStart"]])
+    expect(timeline(https).slice(0, 5)).toEqual([[0, "SocksRequestStart"], [0.01, "SocksResponseEnd"], [0.01, "TlsClientHello"], [0.03, "TlsServerHello"], [0.03, "HttpRequestStart"]])
+  })
+
   it("MITM's own HAR without _mitm reads back as the same exchanges: blocked is the injected HTTP delay inside the wait", () => {
     const a = httpExchange("GET /a HTTP/1.1\r\nHost: example.com\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc", [0.5, 1.1, 1.2])
     const b = httpExchange("GET /b HTTP/1.1\r\nHost: example.com\r\n\r\n", "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", [1.3, 1.45, 1.45], a.state)

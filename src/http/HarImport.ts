@@ -157,7 +157,9 @@ const entryEvents = (entry: HarEntry, exchange: number, start: number, opensConn
   const blocked = phase(timings?.blocked)
   const dns = phase(timings?.dns)
   const connect = phase(timings?.connect)
-  const ssl = phase(timings?.ssl)
+  const target = targetOf(entry)
+  // Only an https (wss) request has a TLS handshake; Playwright writes an `ssl` time for plain http too.
+  const ssl = target.tls ? phase(timings?.ssl) : 0
   const send = phase(timings?.send)
   // Without timings, the entry's whole time is its wait.
   const wait = timings === undefined ? phase(entry.time) : phase(timings.wait)
@@ -165,7 +167,6 @@ const entryEvents = (entry: HarEntry, exchange: number, start: number, opensConn
   const setupStart = injectedBlocked ? began : began + blocked
   // HAR 1.2 counts ssl inside connect; some tools do not, and then ssl follows connect.
   const handshakeEnd = setupStart + dns + (ssl <= connect ? connect : connect + ssl)
-  const target = targetOf(entry)
   const events: Array<Timed> = []
   if (opensConnection && (timings?.connect ?? -1) >= 0) {
     events.push([setupStart, { type: "SocksRequestStart", host: target.host, port: target.port, command: "connect", version: 5 }])
