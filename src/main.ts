@@ -5,6 +5,8 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Console, Effect, Either, Layer, Option } from "effect"
 import * as net from "node:net"
 import { formatHostPort, isLoopback } from "./domain/Address.js"
+import { runCommand } from "./cli/Command.js"
+import { commandNamed } from "./cli/Commands.js"
 import { parseFlags, torControlAddress } from "./domain/Flags.js"
 import { formatUpstream, type UpstreamTarget } from "./domain/Settings.js"
 import * as Measure from "./cli/Measure.js"
@@ -14,10 +16,12 @@ import { Proxy } from "./services/Proxy.js"
 import { ReportServer } from "./services/ReportServer.js"
 import { TorControl, type TorStatus } from "./services/TorControl.js"
 
-// A first argument that names a command runs it (SPEC §9); anything else runs the proxy.
-if (process.argv[2] === "measure") process.exit(await Measure.main(process.argv.slice(3)))
-
-const parsed = parseFlags(process.argv.slice(2), process.env)
+const argv = process.argv.slice(2)
+// `measure` builds its own MITM in-process and ends with its own exit code (SPEC §9).
+if (argv[0] === "measure") process.exit(await Measure.main(argv.slice(1)))
+/** `view`, `compare` …: a command that runs instead of the proxy, with its own arguments; the proxy's flags are then not read. */
+const command = commandNamed(argv[0])
+const parsed = parseFlags(command === undefined ? argv : [], process.env)
 if (Either.isLeft(parsed)) {
   process.stderr.write(`mitm: ${parsed.left.message}\n`)
   process.exit(2)
@@ -104,7 +108,8 @@ const app = App.layer({
   settings: flags.settings,
   maxClients: flags.maxClients,
   allowRemoteClients: flags.allowRemoteClients,
-  torControl: { address: torControl, password: flags.torControlPassword }
+  torControl: { address: torControl, password: flags.torControlPassword },
+  sessionsDir: flags.sessionsDir
 })
 
 const main = (flags.harOut === undefined ? Layer.empty : HarOnExit.layer(flags.harOut, App.version)).pipe(
@@ -119,4 +124,5 @@ const main = (flags.harOut === undefined ? Layer.empty : HarOnExit.layer(flags.h
   )
 )
 
-NodeRuntime.runMain(main, { disableErrorReporting: true })
+if (command === undefined) NodeRuntime.runMain(main, { disableErrorReporting: true })
+else runCommand(command(argv.slice(1), process.env))

@@ -3,6 +3,8 @@ import { Either } from "effect"
 import { isLoopback } from "../src/domain/Address.js"
 import { parseFlags, torControlAddress } from "../src/domain/Flags.js"
 import { defaultSettings } from "../src/domain/Settings.js"
+import * as os from "node:os"
+import * as path from "node:path"
 
 const run = (argv: Array<string>) => {
   const result = Either.getOrThrow(parseFlags(argv))
@@ -22,13 +24,27 @@ describe("command-line flags", () => {
       harOut: undefined,
       allowRemoteClients: false,
       torControl: "auto",
-      torControlPassword: undefined
+      torControlPassword: undefined,
+      sessionsDir: path.join(os.homedir(), ".local", "share", "mitm", "sessions")
     })
     expect(run(["--allow-remote-clients"]).allowRemoteClients).toBe(true)
     expect(isLoopback("127.0.0.1") && isLoopback("::1") && isLoopback("::ffff:127.0.0.1")).toBe(true)
     expect(isLoopback("192.168.1.2") || isLoopback("::ffff:10.0.0.1") || isLoopback("0.0.0.0")).toBe(false)
     expect(run(["--max-clients", "8"]).maxClients).toBe(8)
     expect(failure(["--max-clients", "0"])).toMatch(/^--max-clients: expected a whole number/)
+  })
+
+  it("--sessions-dir: $XDG_DATA_HOME/mitm/sessions, else ~/.local/share/mitm/sessions; a relative XDG_DATA_HOME is ignored", () => {
+    const dir = (argv: Array<string>, env: Record<string, string>) => {
+      const result = Either.getOrThrow(parseFlags(argv, env))
+      return result._tag === "Run" ? result.flags.sessionsDir : undefined
+    }
+    expect(dir([], { XDG_DATA_HOME: "/data", HOME: "/home/u" })).toBe("/data/mitm/sessions")
+    expect(dir([], { HOME: "/home/u" })).toBe("/home/u/.local/share/mitm/sessions")
+    expect(dir([], { XDG_DATA_HOME: "relative", HOME: "/home/u" })).toBe("/home/u/.local/share/mitm/sessions")
+    expect(dir(["--sessions-dir", "/tmp/s"], { HOME: "/home/u" })).toBe("/tmp/s")
+    expect(failure(["--sessions-dir", ""])).toBe("--sessions-dir: expected a directory path")
+    expect(failure(["--sessions-dir"])).toBe("--sessions-dir: needs a value (a directory path)")
   })
 
   it("the Tor control port: auto is the SOCKS upstream's port + 1 and off for direct; an address, off, and a password from the flag or the environment", () => {

@@ -4,34 +4,11 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import * as http from "node:http"
 import { connectionJson } from "../src/domain/Connection.js"
 import { defaultSettings } from "../src/domain/Settings.js"
 import { eventually, httpOrigin, startMitm } from "./support/Loopback.js"
+import { request } from "./support/ReportClient.js"
 import { socks5Open } from "./support/SocksClient.js"
-
-interface Reply {
-  readonly status: number
-  readonly headers: http.IncomingHttpHeaders
-  readonly body: string
-}
-
-const request = (
-  port: number,
-  method: string,
-  path: string,
-  options: { body?: string; headers?: Record<string, string> } = {}
-) =>
-  Effect.async<Reply, Error>((resume) => {
-    const outgoing = http.request({ host: "127.0.0.1", port, method, path, headers: options.headers }, (response) => {
-      const chunks: Array<Buffer> = []
-      response.on("data", (chunk: Buffer) => chunks.push(chunk))
-      response.on("end", () =>
-        resume(Effect.succeed({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks).toString() })))
-    })
-    outgoing.on("error", (error) => resume(Effect.fail(error)))
-    outgoing.end(options.body)
-  })
 
 const json = { "content-type": "application/json" }
 

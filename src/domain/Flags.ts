@@ -3,6 +3,8 @@
  * settings schema, so a bad value reads the same here as in the API.
  */
 import { Either } from "effect"
+import * as os from "node:os"
+import * as path from "node:path"
 import {
   accepts,
   applySettings,
@@ -35,6 +37,15 @@ export interface Flags {
   readonly torControl: ListenFlag | "auto" | "off"
   /** For HashedControlPassword; `--tor-control-password` or MITM_TOR_CONTROL_PASSWORD. */
   readonly torControlPassword: string | undefined
+  /** Where sessions are kept (SPEC §8). */
+  readonly sessionsDir: string
+}
+
+/** `$XDG_DATA_HOME/mitm/sessions`, else `~/.local/share/mitm/sessions` (a relative XDG_DATA_HOME is ignored, as XDG says). */
+export const defaultSessionsDir = (env: Readonly<Record<string, string | undefined>>): string => {
+  const data = env.XDG_DATA_HOME
+  if (data !== undefined && path.isAbsolute(data)) return path.join(data, "mitm", "sessions")
+  return path.join(env.HOME !== undefined && env.HOME !== "" ? env.HOME : os.homedir(), ".local", "share", "mitm", "sessions")
 }
 
 /** Where `--tor-control` points: with `auto`, the SOCKS upstream's port + 1 (9050 → 9051), or off for direct. */
@@ -91,6 +102,8 @@ MITM, Monitor In The Middle: a measuring SOCKS proxy between a browser and Tor.
   --bandwidth-total RATE     shared by all connections, each direction          [${formatRate(defaultSettings.bandwidthTotal)}]
   --max-clients N            client connections served at once; more get a SOCKS failure reply  [${defaults.maxClients}]
   --har-out FILE             write the measurements as HAR to FILE on exit (atomically)
+  --sessions-dir DIR         where saved and imported sessions live, one HAR file each
+                             [$XDG_DATA_HOME/mitm/sessions, else ~/.local/share/mitm/sessions]
   --tor-control HOST:PORT|auto|off  Tor's control port, read only, for circuits  [auto: the
                              SOCKS upstream's port + 1, e.g. 9051; silent if nothing answers]
   --tor-control-password PASS  for HashedControlPassword (or MITM_TOR_CONTROL_PASSWORD);
@@ -105,7 +118,12 @@ MITM, Monitor In The Middle: a measuring SOCKS proxy between a browser and Tor.
 
 A delay SPEC is 0, a fixed duration (250ms, 1.5s), a uniform range (200ms..800ms),
 or per-host rules (*.onion=2s,example.com=100ms..400ms,*=0: the first match wins).
-Port 0 picks a free port. Listening beyond loopback must be asked for explicitly.`
+Port 0 picks a free port. Listening beyond loopback must be asked for explicitly.
+
+Commands (instead of running the proxy):
+  view FILE.har [--report HOST:PORT] [--sessions-dir DIR]
+                             serve the report of a HAR file (proxy off) [--report 127.0.0.1:0]
+  compare A.har B.har [--json]  print the comparison of two HAR files (SPEC §8)`
 
 const listenValue = (flag: string, value: string, allowOff: boolean): Either.Either<ListenFlag | undefined, FlagError> => {
   if (allowOff && value === "off") return Either.right(undefined)
@@ -125,6 +143,7 @@ export const parseFlags = (
   let report: ListenFlag | undefined = defaults.report
   let maxClients = defaults.maxClients
   let harOut: string | undefined
+  let sessionsDir = defaultSessionsDir(env)
   let allowRemoteClients = false
   const patch: Record<string, unknown> = {}
   for (let index = 0; index < argv.length; index++) {
@@ -136,7 +155,7 @@ export const parseFlags = (
     }
     const equals = argument.indexOf("=")
     const flag = argument.startsWith("--") && equals > 0 ? argument.slice(0, equals) : argument
-    const known = flag === "--listen" || flag === "--report" || flag === "--max-clients" || flag === "--har-out" ||
+    const known = flag === "--listen" || flag === "--report" || flag === "--max-clients" || flag === "--har-out" || flag === "--sessions-dir" ||
       flag === "--tor-control" || flag === "--tor-control-password" || flag in settingFlags
     if (!known) return Either.left(new FlagError(`${argument}: unknown flag; see --help`))
     const value = equals > 0 && argument.startsWith("--") ? argument.slice(equals + 1) : argv[++index]
@@ -160,6 +179,11 @@ export const parseFlags = (
     if (flag === "--har-out") {
       if (value.trim() === "") return Either.left(new FlagError(`--har-out: expected a file path`))
       harOut = value
+      continue
+    }
+    if (flag === "--sessions-dir") {
+      if (value.trim() === "") return Either.left(new FlagError(`--sessions-dir: expected a directory path`))
+      sessionsDir = value
       continue
     }
     if (flag === "--max-clients") {
@@ -188,7 +212,7 @@ export const parseFlags = (
   }
   return Either.right({
     _tag: "Run",
-    flags: { listen, report, settings: settings.right, maxClients, harOut, allowRemoteClients, torControl, torControlPassword }
+    flags: { listen, report, settings: settings.right, maxClients, harOut, allowRemoteClients, torControl, torControlPassword, sessionsDir }
   })
 }
 
@@ -201,6 +225,8 @@ const describeFlag = (flag: string): string =>
     ? "a whole number"
     : flag === "--har-out"
     ? "a file path"
+    : flag === "--sessions-dir"
+    ? "a directory path"
     : flag === "--tor-control"
     ? "HOST:PORT, auto or off"
     : flag === "--tor-control-password"

@@ -34,6 +34,8 @@ export interface ConnectionView {
   readonly version: number
   /** Tor's control port; without it the page says nothing about circuits. */
   readonly tor?: TorView
+  /** Where the page's links go: "" for the live report, `/sessions/ID` for a saved session. */
+  readonly base?: string
 }
 
 /** A hop's part in the circuit: guard first, exit last (an onion service circuit ends elsewhere). */
@@ -66,7 +68,7 @@ const buildTimeView = (attribution: TorAttribution, circuit: TorCircuit | undefi
     }`
 
 /** The Tor stream, circuit and path that carried the connection, or why none is known. */
-const torView = (c: Connection, tor: TorView): Html => {
+const torView = (c: Connection, tor: TorView, base: string): Html => {
   const attribution = tor.torOf(c.id)
   if (attribution === null || attribution.circuit === null) {
     return html`<h2>Tor circuit</h2>
@@ -77,19 +79,19 @@ const torView = (c: Connection, tor: TorView): Html => {
   return html`<h2>Tor circuit</h2>
 <table id="tor">
 <tr><th>Stream</th><td>${attribution.stream}</td></tr>
-<tr><th>Circuit</th><td>${circuitLink(id, "/")}${circuit === undefined ? html` <span class="muted">(no longer listed by Tor)</span>` : html` <span class="muted">${circuit.purpose ?? ""} · ${circuit.state}${circuit.reason === null ? "" : ` (${circuit.reason})`}${circuit.rttMs === null ? "" : ` · RTT ${circuit.rttMs} ms`}${circuit.conflux.length === 0 ? "" : ` · conflux legs ${circuit.conflux.join(", ")}`}</span>`}</td></tr>
+<tr><th>Circuit</th><td>${circuitLink(id, `${base}/`)}${circuit === undefined ? html` <span class="muted">(no longer listed by Tor)</span>` : html` <span class="muted">${circuit.purpose ?? ""} · ${circuit.state}${circuit.reason === null ? "" : ` (${circuit.reason})`}${circuit.rttMs === null ? "" : ` · RTT ${circuit.rttMs} ms`}${circuit.conflux.length === 0 ? "" : ` · conflux legs ${circuit.conflux.join(", ")}`}</span>`}</td></tr>
 <tr><th>Path</th><td>${hopsView(attribution.path, circuit?.purpose ?? null)}</td></tr>
 <tr><th>Circuit build</th><td>${buildTimeView(attribution, circuit)}</td></tr>
 </table>`
 }
 
-export const connectionLive = ({ connection: c, headers, now, tor }: ConnectionView): Html => {
+export const connectionLive = ({ base = "", connection: c, headers, now, tor }: ConnectionView): Html => {
   const setup = socksSetupTime(c)
   const decodeErrors = c.events.filter((event) => event.type === "DecodeError")
   return html`
 <table>
 <tr><th>ID</th><td>${c.id}</td></tr>
-<tr><th>Server</th><td><a href="/?host=${encodeURIComponent(c.host)}">${c.host}</a></td></tr>
+<tr><th>Server</th><td><a href="${base}/?host=${encodeURIComponent(c.host)}">${c.host}</a></td></tr>
 <tr><th>Server port</th><td>${c.port}</td></tr>
 <tr><th>Client</th><td>${c.client}</td></tr>
 <tr><th>SOCKS</th><td>SOCKS${c.socksVersion} ${c.command}</td></tr>
@@ -104,13 +106,13 @@ ${c.error === null ? "" : html`<tr><th>Error</th><td class="error">${c.error}</t
 </table>
 ${decodeErrors.map((event) => html`<p class="warn">Decoding stopped at ${seconds(event.time)}: ${event.detail}. The bytes kept flowing unchanged.</p>`)}
 ${c.eventsCut > 0 ? html`<p class="warn">${c.eventsCut} events were cut: this event log reached its cap.</p>` : ""}
-${tor === undefined ? "" : torView(c, tor)}
-<div class="graph">${renderTimeGraph([c], { now, torOf: tor?.torOf, circuits: tor?.circuits })}</div>
+${tor === undefined ? "" : torView(c, tor, base)}
+<div class="graph">${renderTimeGraph([c], { now, torOf: tor?.torOf, circuits: tor?.circuits, base })}</div>
 <h2>Event log <span class="muted">(${headers === "all" ? "all header lines" : "first line of each request and response"}; <a href="/settings">change</a>)</span></h2>
 <pre class="log" id="log">${eventLog(c, headers)}</pre>`
 }
 
 export const connectionBody = (view: ConnectionView): Html => html`
-<p><a href="/">← report</a> · <a href="/api/connections/${view.connection.id}">JSON</a></p>
+<p><a href="${view.base ?? ""}/">← report</a> · <a href="/api${view.base ?? ""}/connections/${view.connection.id}">JSON</a></p>
 <h2>Connection ${view.connection.id}: ${view.connection.host}:${view.connection.port}</h2>
 <div id="live"${view.connection.state === "open" ? html` data-version="${view.version}"` : ""}>${connectionLive(view)}</div>`

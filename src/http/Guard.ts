@@ -47,11 +47,13 @@ export const guard = <E, R>(origins: Origins, app: Effect.Effect<HttpServerRespo
       // MITM never grants); the pages' forms carry the page's token, checked by their routes.
       const type = (request.headers["content-type"] ?? "").split(";")[0].trim().toLowerCase()
       const api = request.url.startsWith("/api/")
-      if (api && type !== "application/json") {
+      // DELETE carries no body: a cross-site page cannot send one without a CORS preflight either.
+      if (api && type !== "application/json" && !(request.method === "DELETE" && type === "")) {
         return jsonError(415, "a state change needs a JSON body (Content-Type: application/json)")
       }
-      if (!api && type !== "application/x-www-form-urlencoded") {
-        return jsonError(415, "a form post needs Content-Type: application/x-www-form-urlencoded and the page's token")
+      // multipart/form-data: a file the page's import form sends; its route checks the token too.
+      if (!api && type !== "application/x-www-form-urlencoded" && type !== "multipart/form-data") {
+        return jsonError(415, "a form post needs Content-Type: application/x-www-form-urlencoded (or multipart/form-data) and the page's token")
       }
     }
     return yield* app

@@ -32,14 +32,17 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 .card b{display:block;font-size:1.25em;font-variant-numeric:tabular-nums}
 .lists{display:flex;flex-wrap:wrap;gap:2em}
 pre.log{font:12.5px/1.5 ui-monospace,Menlo,Consolas,monospace;background:#fafbfc;border:1px solid var(--line);padding:.6em;overflow:auto;white-space:pre}
-form.filter{display:flex;gap:.6em;align-items:end;flex-wrap:wrap;margin:.4em 0}
-form.filter label,form.settings label{display:flex;flex-direction:column;font-size:.9em;color:var(--muted)}
+form.filter,form.row{display:flex;gap:.6em;align-items:end;flex-wrap:wrap;margin:.4em 0}
+form.filter label,form.row label,form.settings label{display:flex;flex-direction:column;font-size:.9em;color:var(--muted)}
 form.settings{display:grid;grid-template-columns:max-content 1fr;gap:.6em 1em;align-items:start;max-width:60em}
 form.settings .hint{font-size:.85em;color:var(--muted)}
 input,select,button{font:inherit}
 .graph{overflow-x:auto}
 .swatch{display:inline-block;width:.7em;height:.7em;margin-right:.3em;border-radius:2px}
 ol.path{margin:0;padding-left:1.4em}
+.more{color:#b00020}
+.less{color:#1b7f3b}
+form.inline{display:inline;margin:0}
 `
 
 const script = `
@@ -116,7 +119,7 @@ export const page = (options: PageOptions) => {
   const document = html`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${options.title} · MITM</title><style>${new Html(styles)}</style></head>
-<body><header><h1>MITM</h1><nav><a href="/">Report</a><a href="/settings">Settings</a><a href="/har">HAR</a><a href="/api/connections">JSON</a></nav></header>
+<body><header><h1>MITM</h1><nav><a href="/">Report</a><a href="/sessions">Sessions</a><a href="/settings">Settings</a><a href="/har">HAR</a><a href="/api/connections">JSON</a></nav></header>
 <main>${options.body}</main>
 <script nonce="${nonce}">${new Html(script)}</script>
 </body></html>`

@@ -44,7 +44,7 @@ export const seconds = (value: number | null | undefined) => (value === null || 
 const bytes = (count: number) =>
   count < 1024 ? `${count} B` : count < 1024 * 1024 ? `${(count / 1024).toFixed(1)} KiB` : `${(count / 1024 / 1024).toFixed(1)} MiB`
 
-const summaryView = (summary: Summary) => html`
+const summaryView = (summary: Summary, base: string) => html`
 <div class="cards">
   <div class="card">Servers<b>${summary.servers}</b></div>
   <div class="card">Connections<b>${summary.connections}</b>${summary.openConnections > 0 ? html`<span class="muted">${summary.openConnections} open</span>` : ""}${summary.failedConnections > 0 ? html` <span class="error">${summary.failedConnections} failed</span>` : ""}</div>
@@ -56,17 +56,17 @@ const summaryView = (summary: Summary) => html`
 </div>
 <div class="lists">
   <div><h2>Slowest SOCKS setups <span class="muted">(Tor's stream setup)</span></h2>
-  <table><tbody>${summary.slowestSocksSetups.map((s) => html`<tr><td class="n">${seconds(s.seconds)}</td><td><a href="/connections/${s.id}">#${s.id}</a> ${s.host}:${s.port}</td></tr>`)}</tbody></table></div>
+  <table><tbody>${summary.slowestSocksSetups.map((s) => html`<tr><td class="n">${seconds(s.seconds)}</td><td><a href="${base}/connections/${s.id}">#${s.id}</a> ${s.host}:${s.port}</td></tr>`)}</tbody></table></div>
   <div><h2>Slowest responses <span class="muted">(request → first response byte)</span></h2>
-  <table><tbody>${summary.slowestResponses.map((r) => html`<tr><td class="n">${seconds(r.seconds)}</td><td><a href="/connections/${r.id}">#${r.id}</a> ${r.host} <span class="muted">${r.requestLine}</span></td></tr>`)}</tbody></table></div>
+  <table><tbody>${summary.slowestResponses.map((r) => html`<tr><td class="n">${seconds(r.seconds)}</td><td><a href="${base}/connections/${r.id}">#${r.id}</a> ${r.host} <span class="muted">${r.requestLine}</span></td></tr>`)}</tbody></table></div>
 </div>`
 
-const serverTable = (servers: ReadonlyArray<ServerStats>) => html`
+const serverTable = (servers: ReadonlyArray<ServerStats>, base: string) => html`
 <table class="sortable" id="servers"><thead><tr>
 <th data-sort="s">Server</th><th>Ports</th><th data-sort="n" class="n">Connections</th><th data-sort="n" class="n">Requests</th><th data-sort="n" class="n">Responses</th><th data-sort="n" class="n" title="client burst then server burst, on TLS or unknown connections">Inferred exchanges</th><th data-sort="n" class="n">MeanResponseTime</th><th data-sort="n" class="n">TotalConnectionTime</th>
 </tr></thead><tbody>
 ${servers.map((s) => html`<tr>
-<td><a href="/?host=${encodeURIComponent(s.host)}">${s.host}</a></td><td>${s.ports.join(", ")}</td>
+<td><a href="${base}/?host=${encodeURIComponent(s.host)}">${s.host}</a></td><td>${s.ports.join(", ")}</td>
 <td class="n" data-value="${s.connections}">${s.connections}${s.openConnections > 0 ? html` <span class="muted">(still open: ${s.openConnections})</span>` : ""}</td>
 <td class="n">${s.requests}</td><td class="n">${s.responses}</td><td class="n">${s.inferredExchanges}</td>
 <td class="n" data-value="${s.meanResponseTime ?? -1}">${s.meanResponseTime === null ? "–" : seconds(s.meanResponseTime)}</td>
@@ -109,14 +109,14 @@ export const torMissingReason = (status: TorStatus): string | null => {
   }
 }
 
-const connectionTable = (connections: ReadonlyArray<Connection>, tor: TorView | undefined) => html`
+const connectionTable = (connections: ReadonlyArray<Connection>, tor: TorView | undefined, base: string) => html`
 <table class="sortable" id="connections"><thead><tr>
 <th data-sort="n" class="n">ID</th><th data-sort="s">Server</th><th data-sort="n" class="n">Port</th><th data-sort="s">State</th><th data-sort="s">Protocol</th><th data-sort="n" class="n">Opened</th><th data-sort="n" class="n">Duration</th><th data-sort="n" class="n">Up</th><th data-sort="n" class="n">Down</th><th data-sort="s">Isolation</th>${tor === undefined ? "" : html`<th data-sort="n" class="n">Circuit</th>`}<th>Error</th>
 </tr></thead><tbody>
 ${connections.map((c) => {
   const circuit = tor?.torOf(c.id)?.circuit ?? null
   return html`<tr>
-<td class="n" data-value="${c.id}"><a href="/connections/${c.id}">${c.id}</a></td><td>${c.host}</td><td class="n">${c.port}</td>
+<td class="n" data-value="${c.id}"><a href="${base}/connections/${c.id}">${c.id}</a></td><td>${c.host}</td><td class="n">${c.port}</td>
 <td>${c.state}</td><td>${c.protocol}</td><td class="n" data-value="${c.openedAt}">${seconds(c.openedAt)}</td>
 <td class="n" data-value="${c.closedAt === null ? "" : c.closedAt - c.openedAt}">${c.closedAt === null ? "open" : seconds(c.closedAt - c.openedAt)}</td>
 <td class="n" data-value="${c.bytesUp}">${bytes(c.bytesUp)}</td><td class="n" data-value="${c.bytesDown}">${bytes(c.bytesDown)}</td>
@@ -157,14 +157,14 @@ const buildTimeCell = (circuit: TorCircuit): Html =>
     ? html`<span class="muted">building</span>`
     : html`<span class="muted">not built</span>`
 
-const connectionLinks = (ids: ReadonlyArray<number>): Html => {
+const connectionLinks = (ids: ReadonlyArray<number>, base: string): Html => {
   const shown = ids.length > maxCircuitLinks ? ids.slice(0, maxCircuitLinks) : ids
-  return html`${shown.map((id, index) => html`${index > 0 ? " " : ""}<a href="/connections/${id}">#${id}</a>`)}${
+  return html`${shown.map((id, index) => html`${index > 0 ? " " : ""}<a href="${base}/connections/${id}">#${id}</a>`)}${
     ids.length > shown.length ? html` <span class="muted">and ${ids.length - shown.length} more</span>` : ""
   }`
 }
 
-const circuitTable = (circuits: ReadonlyArray<TorCircuit>) => html`
+const circuitTable = (circuits: ReadonlyArray<TorCircuit>, base: string) => html`
 <table class="sortable" id="circuits"><thead><tr>
 <th data-sort="n" class="n">Circuit</th><th data-sort="s">Purpose</th><th data-sort="s">State</th><th>Path (guard → … → exit)</th><th data-sort="n" class="n">Launched</th><th data-sort="n" class="n">Build time</th><th data-sort="n" class="n">RTT</th><th data-sort="n" class="n">Connections</th><th>Conflux legs</th>
 </tr></thead><tbody>
@@ -174,12 +174,12 @@ ${circuits.map((circuit) => html`<tr id="circuit-${circuit.id}">
 <td class="n" data-value="${circuit.launchedAt ?? -1}">${circuit.launchedAt === null ? "–" : seconds(circuit.launchedAt)}</td>
 <td class="n" data-value="${circuit.buildTime ?? -1}">${buildTimeCell(circuit)}</td>
 <td class="n" data-value="${circuit.rttMs ?? -1}">${circuit.rttMs === null ? "–" : `${circuit.rttMs} ms`}</td>
-<td class="n" data-value="${circuit.connections.length}">${connectionLinks(circuit.connections)}</td>
+<td class="n" data-value="${circuit.connections.length}">${connectionLinks(circuit.connections, base)}</td>
 <td>${circuit.conflux.map((id, index) => html`${index > 0 ? ", " : ""}<a href="#circuit-${id}">${id}</a>`)}</td></tr>`)}
 </tbody></table>`
 
 /** The circuits section: the table, or one line saying why there is none. */
-const torSection = (tor: TorView, selected: ReadonlyArray<Connection>, filter: ReportFilter): Html => {
+const torSection = (tor: TorView, selected: ReadonlyArray<Connection>, filter: ReportFilter, base: string): Html => {
   const missing = torMissingReason(tor.status)
   if (missing !== null) return html`<h2>Tor circuits</h2>
 <p class="muted" id="tor-missing">${missing}</p>`
@@ -188,7 +188,7 @@ const torSection = (tor: TorView, selected: ReadonlyArray<Connection>, filter: R
   const shown = all.length > maxRows ? all.slice(all.length - maxRows) : all
   return html`<h2>Tor circuits <span class="muted">${filtered ? `(filtered: ${all.length} of ${tor.circuits.length}) ` : ""}Tor ${tor.status.version ?? ""} at ${tor.status.address ?? ""}</span></h2>
 ${shown.length < all.length ? html`<p class="warn">Showing the latest ${shown.length} of ${all.length} circuits: narrow the time window or pick a server.</p>` : ""}
-${all.length === 0 ? html`<p class="muted">Tor has reported no circuits${filtered ? " in this view" : " yet"}.</p>` : circuitTable(shown)}`
+${all.length === 0 ? html`<p class="muted">Tor has reported no circuits${filtered ? " in this view" : " yet"}.</p>` : circuitTable(shown, base)}`
 }
 
 export interface ReportView {
@@ -199,6 +199,8 @@ export interface ReportView {
   readonly filter: ReportFilter
   /** Tor's control port; without it the page has no circuits section. */
   readonly tor?: TorView
+  /** Where the page's links go: "" for the live report, `/sessions/ID` for a saved session. */
+  readonly base?: string
 }
 
 /** The part of the page that updates live. */
@@ -206,29 +208,30 @@ export const reportLive = (view: ReportView): Html => {
   const selected = view.connections.filter(matches(view.filter, view.now))
   const shown = selected.length > maxRows ? selected.slice(selected.length - maxRows) : selected
   const filtered = view.filter.from !== undefined || view.filter.to !== undefined || view.filter.host !== undefined
+  const base = view.base ?? ""
   return html`
 <h2>Page load</h2>
-${summaryView(summarize(selected))}
+${summaryView(summarize(selected), base)}
 ${view.counts.evicted > 0 || view.counts.eventsCut > 0 ? html`<p class="warn">Memory bound: ${view.counts.evicted} oldest closed connections evicted, ${view.counts.eventsCut} events cut from long event logs.</p>` : ""}
 <h2>Time graph <span class="muted">${filtered ? "(filtered)" : ""} now ${seconds(view.now)}</span></h2>
 ${shown.length < selected.length ? html`<p class="warn">Showing the latest ${shown.length} of ${selected.length} connections: narrow the time window or pick a server.</p>` : ""}
-<div class="graph">${renderTimeGraph(shown, { now: view.now, from: view.filter.from, to: view.filter.to, host: view.filter.host, torOf: view.tor?.torOf, circuits: view.tor?.circuits })}</div>
+<div class="graph">${renderTimeGraph(shown, { now: view.now, from: view.filter.from, to: view.filter.to, host: view.filter.host, torOf: view.tor?.torOf, circuits: view.tor?.circuits, base })}</div>
 <h2>Servers</h2>
-${serverTable(serverStats(selected))}
-${view.tor === undefined ? "" : torSection(view.tor, selected, view.filter)}
+${serverTable(serverStats(selected), base)}
+${view.tor === undefined ? "" : torSection(view.tor, selected, view.filter, base)}
 <h2>Connections</h2>
-${connectionTable(shown, view.tor)}`
+${connectionTable(shown, view.tor, base)}`
 }
 
 export const reportBody = (view: ReportView): Html => {
   const hosts = Array.from(new Set(view.connections.map((c) => c.host).filter((host) => host !== "")))
   return html`
-<form class="filter" method="get" action="/">
+<form class="filter" method="get" action="${view.base ?? ""}/">
   <label>From (s)<input name="from" inputmode="decimal" size="7" value="${view.filter.from ?? ""}"></label>
   <label>To (s)<input name="to" inputmode="decimal" size="7" value="${view.filter.to ?? ""}"></label>
   <label>Server<select name="host"><option value="">all servers</option>${hosts.map((host) => html`<option${host === view.filter.host ? html` selected` : ""}>${host}</option>`)}</select></label>
   <label>Live<select name="live"><option value="1">updating</option><option value="0"${view.filter.live ? "" : html` selected`}>paused</option></select></label>
-  <button>Show</button> <a href="/">reset view</a>
+  <button>Show</button> <a href="${view.base ?? ""}/">reset view</a>
   <span class="muted">${view.counts.total} connections in this session</span>
 </form>
 <div id="live"${view.filter.live ? html` data-version="${view.version}"` : ""}>${reportLive(view)}</div>`

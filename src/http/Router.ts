@@ -5,7 +5,6 @@
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import * as UrlParams from "@effect/platform/UrlParams"
 import { Effect } from "effect"
 import { connectionJson } from "../domain/Connection.js"
 import { encodeSettings } from "../domain/Settings.js"
@@ -14,13 +13,15 @@ import { SettingsStore } from "../services/Settings.js"
 import { Telemetry } from "../services/Telemetry.js"
 import { connectionBody, connectionLive } from "./ConnectionPage.js"
 import { guard, type Origins } from "./Guard.js"
+import { postedForm, refused } from "./Forms.js"
 import { harIndex, harWith } from "./Har.js"
 import { html } from "./Html.js"
 import { fragment, page } from "./Layout.js"
 import { processStats } from "./ProcessStats.js"
 import { parseFilter, reportBody, reportLive } from "./ReportPage.js"
 import { jsonError, jsonStream, securityHeaders } from "./Responses.js"
-import { formTokenMatches, settingsBody, settingsDocumentFromForm, type SettingsView } from "./SettingsPage.js"
+import { sessionRoutes } from "./SessionRoutes.js"
+import { settingsBody, settingsDocumentFromForm, type SettingsView } from "./SettingsPage.js"
 
 export interface ReportAppConfig {
   readonly origins: Origins
@@ -42,22 +43,6 @@ const connectionId = Effect.map(HttpRouter.params, (params) => {
 })
 
 const seeOther = (location: string) => HttpServerResponse.redirect(location, { status: 303, headers: securityHeaders })
-
-/** The posted form, or undefined when its token is missing or wrong. */
-const postedForm = (token: string) =>
-  Effect.gen(function*() {
-    const request = yield* HttpServerRequest.HttpServerRequest
-    const params = yield* Effect.orElseSucceed(request.urlParamsBody, () => UrlParams.empty)
-    const form: Record<string, string> = {}
-    for (const [name, value] of params) if (!(name in form)) form[name] = value
-    return formTokenMatches(token, form.token) ? form : undefined
-  })
-
-const refused = page({
-  title: "Refused",
-  status: 403,
-  body: html`<p class="error">This form's token is missing or stale. <a href="/settings">Open the settings page again</a> and retry.</p>`
-})
 
 export const makeRouter = (config: ReportAppConfig) =>
   HttpRouter.empty.pipe(
@@ -224,7 +209,8 @@ export const makeRouter = (config: ReportAppConfig) =>
     HttpRouter.post(
       "/api/reset",
       Effect.flatMap(Reporter, (reporter) => Effect.as(reporter.reset, json({ reset: true })))
-    )
+    ),
+    HttpRouter.concat(sessionRoutes({ formToken: config.formToken }))
   )
 
 /** The whole report app: the guard, then the routes; unknown routes get a JSON 404. */

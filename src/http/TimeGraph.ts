@@ -244,7 +244,7 @@ const circuitMarker = (circuit: RowCircuit, axis: Axis, barY: number): Html =>
   html`<rect class="circ" x="${axis.left - 6}" y="${barY}" width="4" height="${barHeight}" fill="${circuitColour(circuit.id)}"><title>${circuitLine(circuit.id, circuit.attribution.path)}</title></rect>`
 
 /** One connection's row at `rowY`: label, circuit marker, outline, phases, marks and, while open, an arrow at now. */
-const rowSvg = (row: Row, axis: Axis, now: number, rowY: number): Html => {
+const rowSvg = (row: Row, axis: Axis, now: number, rowY: number, base: string): Html => {
   const x = xOf(axis)
   const { id, port, state } = row.connection
   const barY = rowY + (rowHeight - barHeight) / 2
@@ -262,20 +262,20 @@ const rowSvg = (row: Row, axis: Axis, now: number, rowY: number): Html => {
   const arrow = row.open && row.end >= axis.start && row.end <= axis.end
     ? html`<path class="arrow" d="M${x1 + 1} ${barY - 2}l5 ${barHeight / 2 + 2}l-5 ${barHeight / 2 + 2}z"/>`
     : ""
-  return html`<g class="row ${state}" data-id="${id}"><a href="/connections/${id}"><title>${rowTip(row, now)}</title><text class="l" x="${axis.left - 8}" y="${rowY + 12}">#${id} :${port}</text>${row.circuit === null ? "" : circuitMarker(row.circuit, axis, barY)}<rect class="bar" x="${px(x0 - 0.5)}" y="${barY - 1}" width="${px(Math.max(x1 - x0, 0) + 1)}" height="${barHeight + 2}"/>${phases}${marks}${arrow}</a></g>
+  return html`<g class="row ${state}" data-id="${id}"><a href="${base}/connections/${id}"><title>${rowTip(row, now)}</title><text class="l" x="${axis.left - 8}" y="${rowY + 12}">#${id} :${port}</text>${row.circuit === null ? "" : circuitMarker(row.circuit, axis, barY)}<rect class="bar" x="${px(x0 - 0.5)}" y="${barY - 1}" width="${px(Math.max(x1 - x0, 0) + 1)}" height="${barHeight + 2}"/>${phases}${marks}${arrow}</a></g>
 `
 }
 
 /** A server's rows under a header that names it and its slowest setup and wait. */
-const groupSvg = (group: Group, axis: Axis, now: number, y: number): Html => {
+const groupSvg = (group: Group, axis: Axis, now: number, y: number, base: string): Html => {
   const count = group.rows.length
   const summary = [
     `${count} connection${count === 1 ? "" : "s"}`,
     group.slowestSetup > 0 ? `slowest SOCKS setup ${s3(group.slowestSetup)}` : "",
     group.slowestWait > 0 ? `slowest wait for a response ${s3(group.slowestWait)}` : ""
   ].filter((part) => part !== "").join(" · ")
-  const rows = group.rows.map((row, index) => rowSvg(row, axis, now, y + headerHeight + index * rowHeight))
-  return html`<g class="grp"><text class="h" x="4" y="${y + 13}"><a href="/?host=${encodeURIComponent(group.host)}">${clip(group.host, hostChars)}</a> <tspan>${summary}</tspan></text>
+  const rows = group.rows.map((row, index) => rowSvg(row, axis, now, y + headerHeight + index * rowHeight, base))
+  return html`<g class="grp"><text class="h" x="4" y="${y + 13}"><a href="${base}/?host=${encodeURIComponent(group.host)}">${clip(group.host, hostChars)}</a> <tspan>${summary}</tspan></text>
 ${rows}</g>
 `
 }
@@ -292,14 +292,14 @@ const axisSvg = (axis: Axis, now: number | null, top: number, bottom: number): A
   return ticks
 }
 
-const emptyGraph = (message: string): Html =>
-  html`<svg id="timegraph" class="tg" xmlns="http://www.w3.org/2000/svg" role="img" aria-label="Time graph: ${message}" viewBox="0 0 400 24" width="400" height="24"><text x="4" y="16" font-family="system-ui,sans-serif" font-size="13" fill="#667">${message}</text></svg>`
+const emptyGraph = (message: string, id: string): Html =>
+  html`<svg id="${id}" class="tg" xmlns="http://www.w3.org/2000/svg" role="img" aria-label="Time graph: ${message}" viewBox="0 0 400 24" width="400" height="24"><text x="4" y="16" font-family="system-ui,sans-serif" font-size="13" fill="#667">${message}</text></svg>`
 
 /** The time graph of `connections` as inline SVG, every captured text escaped. */
 export const renderTimeGraph = (connections: ReadonlyArray<Connection>, options: TimeGraphOptions): Html => {
   const layout = layoutTimeGraph(connections, options)
   if (layout._tag === "Empty") {
-    return emptyGraph(layout.reason === "NoConnections" ? "No connections yet" : "No connections match this filter")
+    return emptyGraph(layout.reason === "NoConnections" ? "No connections yet" : "No connections match this filter", options.id ?? "timegraph")
   }
   const { axis, groups, width } = layout
   const legend = legendOf(width, layout.tor)
@@ -307,13 +307,13 @@ export const renderTimeGraph = (connections: ReadonlyArray<Connection>, options:
   const body: Array<Html> = []
   let y = top
   for (const group of groups) {
-    body.push(groupSvg(group, axis, options.now, y))
+    body.push(groupSvg(group, axis, options.now, y, options.base ?? ""))
     y += headerHeight + group.rows.length * rowHeight + 2
   }
   const bottom = y + 4
   const height = bottom + axisHeight
   const label = `Time graph of ${layout.rows} connection${layout.rows === 1 ? "" : "s"} to ${groups.length} server${groups.length === 1 ? "" : "s"}, ${tickLabel(axis.start, axis.step)} to ${tickLabel(axis.end, axis.step)}`
-  return html`<svg id="timegraph" class="tg" xmlns="http://www.w3.org/2000/svg" role="img" aria-label="${label}" viewBox="0 0 ${width} ${height}" width="100%" style="width:100%;min-width:700px;max-width:${width}px"><style>${new Html(styles)}</style>${defs}
+  return html`<svg id="${options.id ?? "timegraph"}" class="tg" xmlns="http://www.w3.org/2000/svg" role="img" aria-label="${label}" viewBox="0 0 ${width} ${height}" width="100%" style="width:100%;min-width:700px;max-width:${width}px"><style>${new Html(styles)}</style>${defs}
 <g class="legend">${legend.markup}</g>
 <g class="axis">${axisSvg(axis, layout.now, top, bottom)}</g>
 ${body}</svg>`

@@ -25,6 +25,10 @@ export interface TimeGraphOptions {
   readonly torOf?: (connectionId: number) => TorAttribution | null
   /** The circuits Tor reported, for their launch and build times; without them no circuit build is drawn. */
   readonly circuits?: ReadonlyArray<TorCircuit>
+  /** Where links go: "" for the live report, `/sessions/ID` for a saved session. */
+  readonly base?: string
+  /** The SVG element's id (default `timegraph`): a page with two graphs names them apart. */
+  readonly id?: string
 }
 
 interface Interval {

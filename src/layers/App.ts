@@ -17,6 +17,7 @@ import * as NodeReportServer from "./NodeReportServer.js"
 import * as OtlpTelemetry from "./OtlpTelemetry.js"
 import * as ProtocolDecoder from "./ProtocolDecoder.js"
 import * as SessionClockLive from "./SessionClockLive.js"
+import * as SessionsLive from "./SessionsLive.js"
 import * as SettingsDelayPolicy from "./SettingsDelayPolicy.js"
 import * as SettingsLive from "./SettingsLive.js"
 import * as SocksProxy from "./SocksProxy.js"
@@ -41,6 +42,8 @@ export interface AppConfig {
   readonly torControl?: { readonly address: ListenAddress | "off"; readonly password: string | undefined }
   /** How the telemetry export batches, bounds and retries (defaults: OtlpTelemetry.defaultExportConfig). */
   readonly telemetry?: Partial<OtlpTelemetry.OtlpExportConfig>
+  /** Where sessions are kept (`--sessions-dir`); undefined: in memory, gone at exit (tests). */
+  readonly sessionsDir?: string
 }
 
 /** Everything but the upstream, which is one Layer to swap. */
@@ -63,7 +66,8 @@ export const layerWith = <E>(config: AppConfig, upstreamLayer: Layer.Layer<Upstr
   const telemetry = OtlpTelemetry.layer({ serviceVersion: version, ...config.telemetry }).pipe(
     Layer.provide(Layer.mergeAll(store, clock, torControl, settings, NodeHttpClient.layer))
   )
-  const report = NodeReportServer.layer({ listen: config.report, version, allowRemoteClients: config.allowRemoteClients ?? false }).pipe(Layer.provide(Layer.mergeAll(reporter, settings, telemetry)))
+  const sessions = config.sessionsDir === undefined ? SessionsLive.layerMemory(version) : SessionsLive.layerDirectory(config.sessionsDir, version)
+  const report = NodeReportServer.layer({ listen: config.report, version, allowRemoteClients: config.allowRemoteClients ?? false }).pipe(Layer.provide(Layer.mergeAll(reporter, settings, telemetry, sessions)))
   const proxy = SocksProxy.layer({
     listen: config.listen,
     maxClients: config.maxClients ?? 1024,
@@ -81,7 +85,7 @@ export const layerWith = <E>(config: AppConfig, upstreamLayer: Layer.Layer<Upstr
       SettingsDelayPolicy.layer.pipe(Layer.provide(settings))
     ))
   )
-  return Layer.mergeAll(proxy, report, reporter, settings, store, clock, torControl, telemetry)
+  return Layer.mergeAll(proxy, report, reporter, settings, store, clock, torControl, telemetry, sessions)
 }
 
 /** The running program: the upstream follows the settings (Tor/SOCKS5 or direct). */

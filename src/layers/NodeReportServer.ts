@@ -13,6 +13,7 @@ import { reportApp } from "../http/Router.js"
 import { makeFormToken } from "../http/SettingsPage.js"
 import type { Reporter } from "../services/Reporter.js"
 import { type ListenAddress, ReportServer, type ReportServerService } from "../services/ReportServer.js"
+import type { Sessions } from "../services/Sessions.js"
 import type { SettingsStore } from "../services/Settings.js"
 import type { Telemetry } from "../services/Telemetry.js"
 
@@ -36,7 +37,7 @@ const listen = (server: http.Server, address: ListenAddress) =>
     })
   })
 
-export const make = (config: ReportServerConfig): Effect.Effect<ReportServerService, Error, Reporter | SettingsStore | Telemetry | Scope.Scope> =>
+export const make = (config: ReportServerConfig): Effect.Effect<ReportServerService, Error, Reporter | SettingsStore | Telemetry | Sessions | Scope.Scope> =>
   Effect.gen(function*() {
     const server = http.createServer({ keepAliveTimeout: 5_000, headersTimeout: 30_000, requestTimeout: 60_000 })
     yield* Effect.addFinalizer(() =>
@@ -72,5 +73,5 @@ export const make = (config: ReportServerConfig): Effect.Effect<ReportServerServ
     }
   })
 
-export const layer = (config: ReportServerConfig): Layer.Layer<ReportServer, Error, Reporter | SettingsStore | Telemetry> =>
+export const layer = (config: ReportServerConfig): Layer.Layer<ReportServer, Error, Reporter | SettingsStore | Telemetry | Sessions> =>
   Layer.scoped(ReportServer, make(config))
