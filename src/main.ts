@@ -9,6 +9,7 @@ import { runCommand } from "./cli/Command.js"
 import { commandNamed } from "./cli/Commands.js"
 import { parseFlags, torControlAddress } from "./domain/Flags.js"
 import { formatUpstream, type UpstreamTarget } from "./domain/Settings.js"
+import { redactedEndpoint } from "./domain/Telemetry.js"
 import * as Measure from "./cli/Measure.js"
 import * as App from "./layers/App.js"
 import * as HarOnExit from "./layers/HarOnExit.js"
@@ -98,6 +99,12 @@ const announce = Effect.gen(function*() {
       ? `mitm: report at http://mitm.proxy/ through the proxy (report port off)`
       : `mitm: report at http://${formatHostPort(report.address.host, report.address.port)}/ and http://mitm.proxy/ through the proxy`
   )
+  const { otlp, otlpEncoding, vantage } = flags.settings
+  if (otlp !== null) {
+    yield* Console.log(
+      `mitm: telemetry: each closed connection is sent as a trace to ${redactedEndpoint(otlp)} (OTLP/HTTP ${otlpEncoding}, vantage ${vantage}), directly, not through the upstream`
+    )
+  }
   const line = torLine(yield* settledTorStatus)
   if (line !== undefined) yield* Console.log(line)
 })
