@@ -22,7 +22,9 @@ const rows: ReadonlyArray<readonly [keyof SessionSummary, "count" | "seconds"]> 
 const cell = (value: number | null, kind: "count" | "seconds", signed = false): string => {
   if (value === null) return "–"
   const text = kind === "seconds" ? `${Math.abs(value).toFixed(3)} s` : String(Math.abs(value))
-  return signed ? `${value > 0 ? "+" : value < 0 ? "-" : "±"}${text}` : `${value < 0 ? "-" : ""}${text}`
+  // What rounds to zero is shown as zero, never as "-0.000 s".
+  const sign = Number(text.replace(" s", "")) === 0 ? 0 : Math.sign(value)
+  return signed ? `${sign > 0 ? "+" : sign < 0 ? "-" : "±"}${text}` : `${sign < 0 ? "-" : ""}${text}`
 }
 
 const table = (lines: ReadonlyArray<ReadonlyArray<string>>): string => {

@@ -50,10 +50,13 @@ const fields: ReadonlyArray<readonly [Field, string, "count" | "bytes" | "second
 const valueText = (value: number | null, kind: "count" | "bytes" | "seconds"): string =>
   value === null ? "–" : kind === "seconds" ? seconds(value) : String(value)
 
-const deltaText = (value: number | null, kind: "count" | "bytes" | "seconds"): Html =>
-  value === null
-    ? html`–`
-    : html`<span class="${value > 0 ? "more" : value < 0 ? "less" : ""}">${value > 0 ? "+" : value < 0 ? "−" : "±"}${valueText(Math.abs(value), kind)}</span>`
+const deltaText = (value: number | null, kind: "count" | "bytes" | "seconds"): Html => {
+  if (value === null) return html`–`
+  const text = valueText(Math.abs(value), kind)
+  // A difference too small to show is shown as none: "±0.000 s", never "−0.000 s".
+  const sign = /^[0.]+( s)?$/.test(text) ? 0 : Math.sign(value)
+  return html`<span class="${sign > 0 ? "more" : sign < 0 ? "less" : ""}">${sign > 0 ? "+" : sign < 0 ? "−" : "±"}${text}</span>`
+}
 
 const summaryTable = (comparison: Comparison, a: CompareSide, b: CompareSide): Html => html`
 <table id="summary"><thead><tr><th></th><th class="n">A: ${a.name}</th><th class="n">B: ${b.name}</th><th class="n">B − A</th></tr></thead><tbody>
