@@ -16,6 +16,7 @@ import * as fs from "node:fs"
 import * as http from "node:http"
 import * as UpstreamFromSettings from "../src/layers/UpstreamFromSettings.js"
 import { type Address, eventually, httpOrigin, startMitm } from "./support/Loopback.js"
+import { otlpReceiver } from "./support/OtlpReceiver.js"
 import { connectRaw, socks5Connect, socks5Greeting, userPass } from "./support/SocksClient.js"
 import { type TorClient, type TorNetwork, torAvailable, torNetworkWith } from "./support/TorNetwork.js"
 
@@ -469,6 +470,43 @@ describe("MITM reads circuits from a private Tor network's control port (SPEC §
           `new isolation groups on circuits ${seen.map((c) => `${c.tor!.circuit} (${c.tor!.circuitBuildTime ?? "built before"})`).join(", ")}; ` +
             `circuit ${circuit.id} (${circuit.purpose}) built in ${(buildTime * 1000).toFixed(0)} ms`
         )
+      }), 60_000)
+
+    it.scoped("telemetry (SPEC §10): each connection's trace carries the Tor stream, circuit and path that /api/connections shows", () =>
+      Effect.gen(function*() {
+        const { cookieClient, origin } = yield* PrivateTor
+        const receiver = yield* otlpReceiver("accept")
+        const mitm = yield* startMitm(
+          {
+            upstream: { _tag: "Socks5", host: "127.0.0.1", port: cookieClient.socksPort },
+            otlp: { url: receiver.url, endpoint: `${receiver.url}/v1/traces` }
+          },
+          UpstreamFromSettings.layer,
+          undefined,
+          { address: { host: "127.0.0.1", port: cookieClient.controlPort }, password: undefined },
+          { exportInterval: "100 millis" }
+        )
+        yield* statusBecomes(mitm, "connected")
+        const paths = Array.from({ length: 3 }, (_, i) => uniquePath(`traced${i}`))
+        yield* Effect.forEach(paths, (path) => get(mitm, origin, path), { concurrency: "unbounded", discard: true })
+        const connections = yield* Effect.forEach(paths, (path) => recorded(mitm, path))
+        const rootOf = (id: number) =>
+          receiver.spans.find((span) => span.parentSpanId === null && span.attributes["mitm.connection.id"] === id)
+        const roots = yield* eventually(Effect.sync(() => {
+          const found = connections.map((connection) => rootOf(connection.id))
+          return found.every((root) => root !== undefined) ? found.map((root) => root!) : undefined
+        })).pipe(Effect.catchAll(() => Effect.fail(new Error(`the receiver got ${receiver.spans.length} spans, not a root span for each of connections ${connections.map((c) => c.id).join(", ")}`))))
+        connections.forEach((connection, i) => {
+          const tor = connection.tor!
+          expect(roots[i].name).toBe(`SOCKS ${originHost}:${origin.port}`)
+          expect(roots[i].attributes).toMatchObject({
+            "tor.stream.id": tor.stream,
+            "tor.circuit.id": tor.circuit,
+            "tor.circuit.path": tor.path.map((relay) => `$${relay.fingerprint}~${relay.nickname}`)
+          })
+        })
+        expect(receiver.undecodable).toEqual([])
+        console.log(`traces' Tor attributes: ${roots.map((root) => `${root.attributes["tor.stream.id"]}→${root.attributes["tor.circuit.id"]}`).join(", ")}`)
       }), 60_000)
 
     it.scoped("/api/circuits agrees with Tor's own circuit-status, also when circuits change while MITM connects", () =>
