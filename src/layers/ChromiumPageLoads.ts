@@ -61,22 +61,23 @@ const sinkListener = Effect.acquireRelease(
 const firstLine = (error: unknown): string =>
   (error instanceof Error ? error.message : String(error)).split("\n")[0].replace(/^\w+\.\w+: /, "").trim()
 
-/** Counts the page's requests in flight and when that count last changed. */
-const trackNetwork = (page: Page) => {
-  const state = { inFlight: 0, changedAt: Date.now() }
-  const started = () => {
-    state.inFlight++
-    state.changedAt = Date.now()
-  }
-  const ended = () => {
-    state.inFlight = Math.max(0, state.inFlight - 1)
-    state.changedAt = Date.now()
-  }
-  page.on("request", started)
-  page.on("requestfinished", ended)
-  page.on("requestfailed", ended)
-  return state
-}
+/** Counts the page's requests in flight and when that count last changed (by the Clock service, as `networkQuiet` reads it). */
+const trackNetwork = (page: Page) =>
+  Effect.map(Effect.clock, (clock) => {
+    const state = { inFlight: 0, changedAt: clock.unsafeCurrentTimeMillis() }
+    const started = () => {
+      state.inFlight++
+      state.changedAt = clock.unsafeCurrentTimeMillis()
+    }
+    const ended = () => {
+      state.inFlight = Math.max(0, state.inFlight - 1)
+      state.changedAt = clock.unsafeCurrentTimeMillis()
+    }
+    page.on("request", started)
+    page.on("requestfinished", ended)
+    page.on("requestfailed", ended)
+    return state
+  })
 
 /** Returns once nothing has been in flight for `quietMillis`, or `limitMillis` after it was called. */
 const networkQuiet = (state: { readonly inFlight: number; readonly changedAt: number }, limitMillis: number) =>
@@ -152,7 +153,7 @@ export const make = (config: ChromiumConfig) =>
           try: () => browser.newPage(),
           catch: (error) => new PageLoadError({ reason: "Launch", detail: `Chromium opened no page: ${firstLine(error)}` })
         })
-        const network = trackNetwork(page)
+        const network = yield* trackNetwork(page)
         yield* Effect.tryPromise({
           // The run's own timeout decides; playwright's must not come first.
           try: () => page.goto(request.url, { waitUntil: "load", timeout: 0 }),

@@ -144,6 +144,28 @@ interface JsonAnyValue {
 }
 type JsonAttributes = ReadonlyArray<{ readonly key: string; readonly value: JsonAnyValue }> | undefined
 
+/** The parts of an OTLP/JSON `ExportTraceServiceRequest` the receiver reads; all optional, as senders may omit them. */
+interface JsonTracesRequest {
+  readonly resourceSpans?: ReadonlyArray<{
+    readonly resource?: { readonly attributes?: JsonAttributes }
+    readonly scopeSpans?: ReadonlyArray<{
+      readonly scope?: { readonly name?: string }
+      readonly spans?: ReadonlyArray<{
+        readonly traceId: string
+        readonly spanId: string
+        readonly parentSpanId?: string
+        readonly name: string
+        readonly kind: number
+        readonly startTimeUnixNano: string | number
+        readonly endTimeUnixNano: string | number
+        readonly attributes?: JsonAttributes
+        readonly events?: ReadonlyArray<{ readonly name: string; readonly timeUnixNano: string | number; readonly attributes?: JsonAttributes }>
+        readonly status?: { readonly code?: number; readonly message?: string }
+      }>
+    }>
+  }>
+}
+
 const jsonAnyValue = (value: JsonAnyValue): AttributeValue =>
   value.stringValue !== undefined
     ? value.stringValue
@@ -162,8 +184,7 @@ const jsonAttributes = (attributes: JsonAttributes): Record<string, AttributeVal
 
 /** `ExportTraceServiceRequest` from OTLP/JSON. */
 export const decodeJsonTraces = (body: Buffer): Array<ReceivedSpan> => {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  const document = JSON.parse(body.toString("utf8")) as any
+  const document = JSON.parse(body.toString("utf8")) as JsonTracesRequest
   const spans: Array<ReceivedSpan> = []
   for (const resourceSpans of document.resourceSpans ?? []) {
     const resource = jsonAttributes(resourceSpans.resource?.attributes)
@@ -178,7 +199,7 @@ export const decodeJsonTraces = (body: Buffer): Array<ReceivedSpan> => {
           startTimeUnixNano: BigInt(span.startTimeUnixNano),
           endTimeUnixNano: BigInt(span.endTimeUnixNano),
           attributes: jsonAttributes(span.attributes),
-          events: (span.events ?? []).map((event: { name: string; timeUnixNano: string; attributes: JsonAttributes }) => ({
+          events: (span.events ?? []).map((event) => ({
             name: event.name,
             timeUnixNano: BigInt(event.timeUnixNano),
             attributes: jsonAttributes(event.attributes)
