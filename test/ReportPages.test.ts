@@ -12,7 +12,7 @@ import { connectionBody, eventLog, formatEvent } from "../src/http/ConnectionPag
 import { reportBody, type ReportView, type TorView } from "../src/http/ReportPage.js"
 import { settingsBody, settingsDocumentFromForm } from "../src/http/SettingsPage.js"
 import { type ConnectionEvent, stamp } from "../src/domain/Event.js"
-import { closed, connectionWith, decodeError, httpExchange, socksReply, socksRequest, type Timed, tlsClientHello } from "./support/Measurements.js"
+import { closed, connectionWith, decodeError, httpExchange, socksReply, socksRequest, type Timed, tlsClientHello, torCircuit, torRelay } from "./support/Measurements.js"
 
 const hostile = `<script>alert(1)</script>"'></svg>`
 
@@ -156,23 +156,9 @@ describe("the settings page", () => {
 
 const connected: TorStatus = { control: "connected", address: "127.0.0.1:9051", version: "0.4.8.13", error: null }
 
-const relay = (nickname: string | null, digit: string) => ({ fingerprint: digit.repeat(40), nickname })
-
-const circuit = (id: string, overrides: Partial<TorCircuit> = {}): TorCircuit => ({
-  id,
-  purpose: "GENERAL",
-  state: "built",
-  path: [relay("guard1", "A"), relay("middle1", "B"), relay("exit1", "C")],
-  launchedAt: 0.1,
-  builtAt: 0.94,
-  buildTime: 0.84,
-  closedAt: null,
-  reason: null,
-  connections: [],
-  rttMs: null,
-  conflux: [],
-  ...overrides
-})
+const relay = torRelay
+/** A built circuit: launched at 0.1 s, built at 0.94 s (0.84 s). */
+const circuit = (id: string, overrides: Partial<TorCircuit> = {}): TorCircuit => torCircuit(id, 0.1, 0.94, overrides)
 
 /** The Reporter's Tor reads over these circuits: a connection is on the circuit that lists it. */
 const torView = (circuits: ReadonlyArray<TorCircuit>, status: TorStatus = connected): TorView => {

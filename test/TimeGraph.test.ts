@@ -8,7 +8,7 @@ import { socksReplyName } from "../src/domain/SocksProtocol.js"
 import type { TorAttribution, TorCircuit } from "../src/domain/TorCircuits.js"
 import { renderTimeGraph } from "../src/http/TimeGraph.js"
 import { circuitHue, layoutTimeGraph, type Phase, phasesOf, type TimeGraphLayout } from "../src/http/TimeGraphLayout.js"
-import { connectionOfEvents } from "./support/Measurements.js"
+import { connectionOfEvents, torCircuit, torRelay } from "./support/Measurements.js"
 
 // --- connections made of typed events, HTTP ones by the real decoder ---
 
@@ -457,24 +457,8 @@ describe("the time graph", () => {
 
 // --- Tor's circuits, as the control port reports them ---
 
-const relay = (nickname: string, digit: string) => ({ fingerprint: digit.repeat(40), nickname })
-const threeHops = [relay("guard1", "A"), relay("middle1", "B"), relay("exit1", "C")]
-
-const circuit = (id: string, launchedAt: number | null, builtAt: number | null, overrides: Partial<TorCircuit> = {}): TorCircuit => ({
-  id,
-  purpose: "GENERAL",
-  state: builtAt === null ? "launched" : "built",
-  path: threeHops,
-  launchedAt,
-  builtAt,
-  buildTime: launchedAt === null || builtAt === null ? null : Math.round((builtAt - launchedAt) * 1e6) / 1e6,
-  closedAt: null,
-  reason: null,
-  connections: [],
-  rttMs: null,
-  conflux: [],
-  ...overrides
-})
+const relay = torRelay
+const circuit = torCircuit
 
 /** The control port's `torOf` over these attributions: connection id → circuit, with that circuit's path. */
 const torOfCircuits = (circuits: ReadonlyArray<TorCircuit>, carried: Record<number, string>) => (id: number): TorAttribution | null => {

@@ -8,16 +8,10 @@ import {
   decodeEvent,
   makeControlReplyParser
 } from "../src/domain/TorControlProtocol.js"
+import { FP, ISO } from "./support/TorLines.js"
 
 // Event lines as a Tor 0.4.9.11 client of the private test network writes them, read through the real decoder.
-const FP = {
-  auth0: "CFACCF996B1146876C0C108AB5942E9D3EB7149A",
-  auth1: "C561E4C935C1C82138CFBBA08BDF8995EE319CAB",
-  auth2: "8BB56D066064A9440A7A5A96958B8BECF8DCD4E0",
-  exit0: "65EA94A66DB3167709FF17B3F8CA574FD8EFFC12",
-  exit1: "D80DEFB767BB6E7C848B746421844AD84CBAADA2"
-}
-const ISO = "CLIENT_PROTOCOL=SOCKS5 NYM_EPOCH=0 SESSION_GROUP=-4 ISO_FIELDS=SOCKS_USERNAME,SOCKS_PASSWORD,CLIENTADDR,SESSION_GROUP,NYM_EPOCH"
+
 const pathA = `$${FP.auth2}~auth2,$${FP.auth1}~auth1,$${FP.exit0}~exit0`
 const pathB = `$${FP.auth1}~auth1,$${FP.auth2}~auth2,$${FP.exit0}~exit0`
 const relaysA = [

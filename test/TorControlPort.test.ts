@@ -13,15 +13,8 @@ import * as path from "node:path"
 import type { TorNotice } from "../src/domain/TorCircuits.js"
 import * as TorControlPort from "../src/layers/TorControlPort.js"
 import { TorControl, type TorControlService, type TorStatus } from "../src/services/TorControl.js"
+import { decodeQstring, FP, ISO, path3 } from "./support/TorLines.js"
 
-const FP = {
-  auth0: "CFACCF996B1146876C0C108AB5942E9D3EB7149A",
-  auth1: "C561E4C935C1C82138CFBBA08BDF8995EE319CAB",
-  auth2: "8BB56D066064A9440A7A5A96958B8BECF8DCD4E0",
-  exit0: "65EA94A66DB3167709FF17B3F8CA574FD8EFFC12"
-}
-const path3 = `$${FP.auth2}~auth2,$${FP.auth1}~auth1,$${FP.exit0}~exit0`
-const ISO = "CLIENT_PROTOCOL=SOCKS5 NYM_EPOCH=0 SESSION_GROUP=-4 ISO_FIELDS=SOCKS_USERNAME,SOCKS_PASSWORD,CLIENTADDR,SESSION_GROUP,NYM_EPOCH"
 const handshake = ["PROTOCOLINFO 1", "GETINFO version", "SETEVENTS STREAM CIRC CIRC_BW CIRC_MINOR", "GETINFO circuit-status"]
 
 interface FakeTorOptions {
@@ -51,15 +44,6 @@ interface FakeTor {
   readonly dropAll: () => void
 }
 
-/** Tor's decode_qstring: a backslash takes the next byte as it is. */
-const decodeQstring = (argument: Buffer): Buffer => {
-  const out: Array<number> = []
-  for (let i = 1; i < argument.length - 1; i++) {
-    if (argument[i] === 0x5c) i++
-    out.push(argument[i])
-  }
-  return Buffer.from(out)
-}
 
 const hmac = (key: string, ...parts: ReadonlyArray<Uint8Array>) =>
   crypto.createHmac("sha256", key).update(Buffer.concat(parts)).digest()

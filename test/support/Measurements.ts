@@ -6,6 +6,7 @@
 import type { Connection } from "../../src/domain/Connection.js"
 import { type ConnectionEvent, type DecoderEvent, type EventFacts, type EventOf, stamp } from "../../src/domain/Event.js"
 import { feedHttp, initialHttpDecoder } from "../../src/domain/HttpDecoder.js"
+import type { TorCircuit } from "../../src/domain/TorCircuits.js"
 
 export type Timed = readonly [number, EventFacts | DecoderEvent]
 
@@ -97,3 +98,26 @@ export const httpExchange = (
     state: down
   }
 }
+
+/** A relay of a test circuit: its fingerprint is the digit forty times. */
+export const torRelay = (nickname: string | null, digit: string) => ({ fingerprint: digit.repeat(40), nickname })
+
+/**
+ * A circuit as the control port's tracker reports it: guard1, middle1, exit1, built (or
+ * launched, when `builtAt` is null), its build time from the two times.
+ */
+export const torCircuit = (id: string, launchedAt: number | null, builtAt: number | null, overrides: Partial<TorCircuit> = {}): TorCircuit => ({
+  id,
+  purpose: "GENERAL",
+  state: builtAt === null ? "launched" : "built",
+  path: [torRelay("guard1", "A"), torRelay("middle1", "B"), torRelay("exit1", "C")],
+  launchedAt,
+  builtAt,
+  buildTime: launchedAt === null || builtAt === null ? null : Math.round((builtAt - launchedAt) * 1e6) / 1e6,
+  closedAt: null,
+  reason: null,
+  connections: [],
+  rttMs: null,
+  conflux: [],
+  ...overrides
+})
