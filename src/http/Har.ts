@@ -20,6 +20,8 @@ import {
   requestCookies,
   responseCookies
 } from "./HarHeaders.js"
+import { type ListedJson, listedJson } from "./Responses.js"
+import { isSettled, SettledTexts } from "./SettledText.js"
 
 export type { HarCookie, HarNameValue } from "./HarHeaders.js"
 
@@ -239,6 +241,10 @@ const connectionEntriesOf = (connection: Connection, first: number): ConnectionE
   }
 }
 
+/** When an entry starts: its request, less the SOCKS setup for a connection's first one. */
+const startOf = (source: ConnectionEntries, position: number): number =>
+  source.exchanges[position].requestStart - (position === 0 ? source.connect ?? 0 : 0)
+
 /** When a connection's measurements stop: a delay still holding lasts until then. */
 const lastTimeOf = (connection: Connection): number =>
   connection.closedAt ?? connection.events[connection.events.length - 1]?.time ?? connection.openedAt
@@ -420,10 +426,9 @@ const entryTableOf = (connections: ReadonlyArray<Connection>): EntryTable => {
     const { connect, connection, exchanges, first } = sources[index]
     ids[index] = connection.id
     for (let position = 0; position < exchanges.length; position++) {
-      starts[first + position] = exchanges[position].requestStart
+      starts[first + position] = startOf(sources[index], position)
       sourceOf[first + position] = index
     }
-    starts[first] -= connect ?? 0
   }
   return { sources, sourceOf, starts, ids }
 }
@@ -512,6 +517,8 @@ export interface HarIndex {
   /** The entries in start order, as numbers for `entry`: cheap to hold, built one at a time. */
   readonly entries: ReadonlyArray<number>
   readonly entry: (entryNumber: number) => HarEntry
+  /** The entry's JSON: made once for a settled connection and kept as bytes, made now for an open one. */
+  readonly entryText: (entryNumber: number) => string | ListedJson
 }
 
 const logHead = ({ isoAt, options }: HarContext): HarLogHead => ({
@@ -540,8 +547,47 @@ export const harIndex = (connections: ReadonlyArray<Connection>, options: HarOpt
     entry: (entryNumber) => {
       const source = sources[sourceOf[entryNumber]]
       return entryOf(source, entryNumber - source.first, starts[entryNumber], context)
+    },
+    entryText: (entryNumber) => {
+      const source = sources[sourceOf[entryNumber]]
+      const position = entryNumber - source.first
+      return isSettled(source.connection)
+        ? entryTextsOf(source, context)[position]
+        : JSON.stringify(entryOf(source, position, starts[entryNumber], context))
     }
   }
+}
+
+/** Settled connections' entries as JSON bytes, in exchange order. */
+const entryTexts = new SettledTexts<ReadonlyArray<ListedJson>>()
+
+/** What a HAR entry depends on besides its connection and Tor's attribution of it. */
+const harContextOf = (options: HarOptions): string => `${options.sessionStartMillis} ${options.creatorVersion}`
+
+const entryTextsOf = (source: ConnectionEntries, context: HarContext): ReadonlyArray<ListedJson> =>
+  entryTexts.of(
+    source.connection,
+    context.options.torOf?.(source.connection.id) ?? null,
+    harContextOf(context.options),
+    () => entryTextsMade(source, context)
+  )
+
+const entryTextsMade = (source: ConnectionEntries, context: HarContext): ReadonlyArray<ListedJson> =>
+  source.exchanges.map((_, position) => listedJson(entryOf(source, position, startOf(source, position), context)))
+
+/**
+ * Makes a settled connection's entries' JSON ahead of a request for the HAR (nothing when it
+ * is open or they are made already); says whether it had anything to do.
+ */
+export const warmHarEntries = (connection: Connection, options: HarOptions): boolean => {
+  if (!isSettled(connection)) return false
+  const tor = options.torOf?.(connection.id) ?? null
+  const made = harContextOf(options)
+  if (entryTexts.has(connection, tor, made)) return false
+  const source = connectionEntriesOf(connection, 0)
+  const context: HarContext = { options, isoAt: isoClock(options) }
+  entryTexts.of(connection, tor, made, () => source === undefined ? [] : entryTextsMade(source, context))
+  return true
 }
 
 /** The HAR with its entries between the pages and the comment, where HAR viewers show them. */

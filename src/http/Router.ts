@@ -20,6 +20,7 @@ import { fragment, page } from "./Layout.js"
 import { processStats } from "./ProcessStats.js"
 import { parseFilter, reportBody, reportLive } from "./ReportPage.js"
 import { jsonError, jsonStream, securityHeaders } from "./Responses.js"
+import { connectionText } from "./SettledText.js"
 import { sessionRoutes } from "./SessionRoutes.js"
 import { settingsBody, settingsDocumentFromForm, type SettingsView } from "./SettingsPage.js"
 
@@ -133,7 +134,7 @@ export const makeRouter = (config: ReportAppConfig) =>
         const reporter = yield* Reporter
         const connections = yield* reporter.connections
         const start = (yield* reporter.sessionStartMillis) ?? 0
-        const { entries, entry, log } = harIndex(connections, {
+        const { entries, entryText, log } = harIndex(connections, {
           sessionStartMillis: start,
           creatorVersion: config.version,
           torOf: reporter.torOf
@@ -142,7 +143,7 @@ export const makeRouter = (config: ReportAppConfig) =>
         // The entries are built and sent in pieces.
         return jsonStream(entries, {
           within: (marker) => harWith(log, marker),
-          build: entry,
+          text: entryText,
           headers: { "content-disposition": `attachment; filename="mitm-${stamp}.har"` }
         })
       })
@@ -164,7 +165,7 @@ export const makeRouter = (config: ReportAppConfig) =>
       "/api/connections",
       Effect.flatMap(Reporter, (reporter) =>
         Effect.map(reporter.connections, (connections) =>
-          jsonStream(connections, { build: (connection) => connectionJson(connection, reporter.torOf(connection.id)) })))
+          jsonStream(connections, { text: (connection) => connectionText(connection, reporter.torOf(connection.id)) })))
     ),
     HttpRouter.get(
       "/api/connections/:id",

@@ -25,6 +25,7 @@ import { html } from "./Html.js"
 import { fragment, page } from "./Layout.js"
 import { parseFilter, reportBody, reportLive, type ReportView } from "./ReportPage.js"
 import { jsonError, jsonStream, securityHeaders } from "./Responses.js"
+import { connectionText } from "./SettledText.js"
 import { formTokenMatches } from "./SettingsPage.js"
 import { sessionHeader, sessionsBody, type SessionsNotice } from "./SessionsPage.js"
 
@@ -203,7 +204,7 @@ export const sessionRoutes = (config: SessionRoutesConfig): HttpRouter.HttpRoute
         const sessions = yield* Sessions
         return yield* sessions.get(yield* param("id")).pipe(
           Effect.map(({ measurements }) =>
-            jsonStream(measurements.connections, { build: (connection) => connectionJson(connection, torOf(measurements)(connection.id)) })),
+            jsonStream(measurements.connections, { text: (connection) => connectionText(connection, torOf(measurements)(connection.id)) })),
           Effect.catchAll((error) => Effect.succeed(sessionErrorJson(error)))
         )
       })

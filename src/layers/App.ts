@@ -16,6 +16,7 @@ import * as InMemoryStore from "./InMemoryStore.js"
 import * as NodeReportServer from "./NodeReportServer.js"
 import * as OtlpTelemetry from "./OtlpTelemetry.js"
 import * as ProtocolDecoder from "./ProtocolDecoder.js"
+import * as ReportWarmer from "./ReportWarmer.js"
 import * as SessionClockLive from "./SessionClockLive.js"
 import * as SessionsLive from "./SessionsLive.js"
 import * as SettingsDelayPolicy from "./SettingsDelayPolicy.js"
@@ -85,7 +86,9 @@ export const layerWith = <E>(config: AppConfig, upstreamLayer: Layer.Layer<Upstr
       SettingsDelayPolicy.layer.pipe(Layer.provide(settings))
     ))
   )
-  return Layer.mergeAll(proxy, report, reporter, settings, store, clock, torControl, telemetry, sessions)
+  // The report's text of closed connections, made while no traffic flows.
+  const warmer = ReportWarmer.layer({ creatorVersion: version }).pipe(Layer.provide(reporter))
+  return Layer.mergeAll(proxy, report, reporter, settings, store, clock, torControl, telemetry, sessions, warmer)
 }
 
 /** The running program: the upstream follows the settings (Tor/SOCKS5 or direct). */
