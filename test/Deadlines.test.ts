@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, TestClock } from "effect"
+import { Chunk, Duration, Effect, TestClock } from "effect"
 import * as ClockDeadlines from "../src/layers/ClockDeadlines.js"
 
 describe("deadlines on the clock service", () => {
@@ -19,6 +19,19 @@ describe("deadlines on the clock service", () => {
       expect(fired).toEqual(["1.1 s", "30 s"])
       yield* TestClock.adjust("5 seconds")
       expect(fired).toEqual(["1.1 s", "30 s"])
+    }))
+
+  it.scoped("with no deadline waiting it does not wake at all, and wakes again for a new one", () =>
+    Effect.gen(function*() {
+      const deadlines = yield* ClockDeadlines.make(Duration.millis(250))
+      yield* TestClock.adjust("1 second")
+      expect(Chunk.toReadonlyArray(yield* TestClock.sleeps())).toEqual([])
+      const fired: Array<string> = []
+      deadlines.schedule(Duration.millis(500), () => fired.push("0.5 s"))
+      yield* TestClock.adjust("750 millis")
+      expect(fired).toEqual(["0.5 s"])
+      yield* TestClock.adjust("250 millis")
+      expect(Chunk.toReadonlyArray(yield* TestClock.sleeps())).toEqual([])
     }))
 
   it.scoped("a cancelled deadline never fires; the others still do", () =>
@@ -50,7 +63,7 @@ describe("deadlines on the clock service", () => {
       const fired: Array<string> = []
       yield* TestClock.adjust("300 millis")
       deadlines.schedule(Duration.millis(1000), () => fired.push("due 1.3 s"))
-      yield* TestClock.adjust("1 second")
+      yield* TestClock.adjust("999 millis")
       expect(fired).toEqual([])
       yield* TestClock.adjust("1 second")
       expect(fired).toEqual(["due 1.3 s"])

@@ -1,6 +1,7 @@
 /**
  * The live Deadlines: one fiber on a Schedule of the clock service (TestClock
- * in tests) fires, each `resolution`, the deadlines that have passed.
+ * in tests) fires, each `resolution`, the deadlines that have passed, and
+ * sleeps while there are none (an idle MITM does not wake every second).
  * Deadlines sit in buckets of one resolution each, so registering and
  * cancelling cost a set insert and delete.
  */
@@ -15,6 +16,8 @@ export const make = (resolution: Duration.Duration = defaultResolution) =>
     const step = Duration.toMillis(resolution)
     /** bucket k holds the deadlines due in ((k - 1) · step, k · step]. */
     const buckets = new Map<number, Set<{ readonly due: number; readonly fire: () => void }>>()
+    /** Open while any bucket exists. */
+    const pending = yield* Effect.makeLatch(false)
 
     const schedule: DeadlinesService["schedule"] = (after, onExpire) => {
       const due = clock.unsafeCurrentTimeMillis() + Duration.toMillis(after)
@@ -23,11 +26,13 @@ export const make = (resolution: Duration.Duration = defaultResolution) =>
       if (entries === undefined) buckets.set(bucket, entries = new Set())
       const entry = { due, fire: onExpire }
       entries.add(entry)
+      pending.unsafeOpen()
       return () => {
         entries.delete(entry)
       }
     }
 
+    /** Fires what is due; says whether any bucket is left. */
     const sweep = Effect.sync(() => {
       const now = clock.unsafeCurrentTimeMillis()
       for (const [bucket, entries] of buckets) {
@@ -43,8 +48,13 @@ export const make = (resolution: Duration.Duration = defaultResolution) =>
           }
         }
       }
+      if (buckets.size === 0) pending.unsafeClose()
+      return buckets.size > 0
     })
-    yield* Effect.forkScoped(Effect.schedule(sweep, Schedule.spaced(resolution)))
+    const sweeps = Schedule.spaced(resolution).pipe(Schedule.whileInput((left: boolean) => left))
+    yield* Effect.forkScoped(Effect.forever(
+      pending.await.pipe(Effect.zipRight(Effect.sleep(resolution)), Effect.zipRight(Effect.repeat(sweep, sweeps)))
+    ))
     return { schedule } satisfies DeadlinesService
   })
 
