@@ -14,6 +14,7 @@ import { jsonStream, type ListedJson } from "../src/http/Responses.js"
 import { connectionText, warmConnectionText } from "../src/http/SettledText.js"
 import * as ReportWarmer from "../src/layers/ReportWarmer.js"
 import { Reporter, type ReporterService } from "../src/services/Reporter.js"
+import { Store, type StoreService } from "../src/services/Store.js"
 import { closed, connectionWith, httpExchange, socksReply, socksRequest, torRelay } from "./support/Measurements.js"
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
@@ -114,7 +115,7 @@ describe("jsonStream", () => {
 })
 
 describe("the report warmer", () => {
-  /** A Reporter over fixed connections whose version moves only when `traffic` says so. */
+  /** A Reporter over fixed connections whose version moves only while `traffic.flowing`. */
   const reporterOf = (connections: ReadonlyArray<Connection>, traffic: { flowing: boolean }) => {
     let version = 0
     const service: Pick<ReporterService, "version" | "connections" | "sessionStartMillis" | "torOf"> = {
@@ -125,17 +126,40 @@ describe("the report warmer", () => {
     }
     return Layer.succeed(Reporter, service as ReporterService)
   }
+  /** A Store whose only use here is telling of closes: `close()` tells one. */
+  const storeOf = () => {
+    const listeners = new Set<(connection: Connection) => void>()
+    const service: Pick<StoreService, "onClosed"> = {
+      onClosed: (listener) => {
+        listeners.add(listener)
+        return () => listeners.delete(listener)
+      }
+    }
+    return {
+      layer: Layer.succeed(Store, service as StoreService),
+      close: (connection: Connection) => listeners.forEach((listener) => listener(connection)),
+      listening: () => listeners.size
+    }
+  }
   const har = { sessionStartMillis: Date.UTC(2026, 11, 1, 12), creatorVersion: "test" }
 
-  it.scoped("makes the settled connections' JSON and HAR entries once measurements stand still, and nothing while they change", () =>
+  it.scoped("after a close, makes the settled connections' JSON and HAR entries once measurements stand still, and nothing while they change", () =>
     Effect.gen(function*() {
       const connections = Array.from({ length: 450 }, (_, i) => pageLoad(100 + i, i % 50 === 0))
-      const traffic = { flowing: true }
-      yield* Layer.build(ReportWarmer.layer({ creatorVersion: "test" }).pipe(Layer.provide(reporterOf(connections, traffic))))
+      const traffic = { flowing: false }
+      const store = storeOf()
+      yield* Layer.build(ReportWarmer.layer({ creatorVersion: "test" }).pipe(Layer.provide(Layer.merge(reporterOf(connections, traffic), store.layer))))
+      expect(store.listening()).toBe(1)
 
-      yield* TestClock.adjust("2 seconds")
-      // Traffic all along: nothing made, so warming one now has work to do.
+      // Quiet, but nothing closed since it started: it sleeps.
+      yield* TestClock.adjust("1 second")
       expect(warmConnectionText(connections[1], null)).toBe(true)
+
+      // A close while traffic flows: still nothing.
+      traffic.flowing = true
+      store.close(connections[2])
+      yield* TestClock.adjust("2 seconds")
+      expect(warmConnectionText(connections[3], null)).toBe(true)
 
       traffic.flowing = false
       yield* TestClock.adjust("1 second")

@@ -87,7 +87,7 @@ export const layerWith = <E>(config: AppConfig, upstreamLayer: Layer.Layer<Upstr
     ))
   )
   // The report's text of closed connections, made while no traffic flows.
-  const warmer = ReportWarmer.layer({ creatorVersion: version }).pipe(Layer.provide(reporter))
+  const warmer = ReportWarmer.layer({ creatorVersion: version }).pipe(Layer.provide(Layer.merge(reporter, store)))
   return Layer.mergeAll(proxy, report, reporter, settings, store, clock, torControl, telemetry, sessions, warmer)
 }
 

@@ -3,51 +3,64 @@
  * JSON and HAR entries never change, so they are serialized once and kept (src/http/
  * SettledText.ts); doing it between page loads, rather than at the first request for
  * `/api/connections` or `/har`, makes that request copy bytes instead of serializing tens of
- * megabytes. It starts only when measurements did not change for a while and stops as soon
- * as they do (traffic is flowing), so it takes no time from the relay.
+ * megabytes. It wakes when a connection closes, waits until the measurements stand still,
+ * and stops as soon as they change (traffic is flowing), so it takes no time from the relay.
  */
-import { Effect, Layer, Schedule } from "effect"
+import { Effect, Layer } from "effect"
 import { warmHarEntries } from "../http/Har.js"
 import { warmConnectionText } from "../http/SettledText.js"
 import { Reporter } from "../services/Reporter.js"
+import { Store } from "../services/Store.js"
 
-/** How often it looks whether measurements stopped changing. */
-const every = "100 millis"
+/** How long the measurements must stand still before it starts. */
+const quiet = "100 millis"
 
 /** Connections made between yields: a few tens of milliseconds of work, so a request waits little. */
 const perSlice = 200
 
-export const layer = (options: { readonly creatorVersion: string }): Layer.Layer<never, never, Reporter> =>
+export const layer = (options: { readonly creatorVersion: string }): Layer.Layer<never, never, Reporter | Store> =>
   Layer.scopedDiscard(Effect.gen(function*() {
     const reporter = yield* Reporter
-    /** The measurements' version at the last look, and the one everything was made at. */
-    let seen = -1
-    let madeAt = -1
-    /** Where the pass over the connections goes on; a pass counts only if nothing changed during it. */
-    let next = 0
-    const look = Effect.gen(function*() {
-      const version = yield* reporter.version
-      const idle = version === seen
-      seen = version
-      if (!idle) next = 0
-      if (!idle || version === madeAt) return
-      const connections = yield* reporter.connections
-      const har = {
-        sessionStartMillis: (yield* reporter.sessionStartMillis) ?? 0,
-        creatorVersion: options.creatorVersion,
-        torOf: reporter.torOf
-      }
-      while (next < connections.length) {
-        for (let made = 0; next < connections.length && made < perSlice; next++) {
-          const connection = connections[next]
-          const json = warmConnectionText(connection, reporter.torOf(connection.id))
-          if (warmHarEntries(connection, har) || json) made++
+    const store = yield* Store
+    const closed = yield* Effect.makeLatch(false)
+    yield* Effect.acquireRelease(
+      Effect.sync(() => store.onClosed(() => closed.unsafeOpen())),
+      (unsubscribe) => Effect.sync(unsubscribe)
+    )
+
+    /** One pass over the connections at `version`; false when the measurements changed during it. */
+    const pass = (version: number) =>
+      Effect.gen(function*() {
+        const connections = yield* reporter.connections
+        const har = {
+          sessionStartMillis: (yield* reporter.sessionStartMillis) ?? 0,
+          creatorVersion: options.creatorVersion,
+          torOf: reporter.torOf
         }
-        // Let requests and traffic in; stop at once if measurements change.
-        yield* Effect.yieldNow()
-        if ((yield* reporter.version) !== version) return
+        for (let next = 0; next < connections.length;) {
+          for (let made = 0; next < connections.length && made < perSlice; next++) {
+            const connection = connections[next]
+            const json = warmConnectionText(connection, reporter.torOf(connection.id))
+            if (warmHarEntries(connection, har) || json) made++
+          }
+          // Let requests and traffic in; stop at once if the measurements change.
+          yield* Effect.yieldNow()
+          if ((yield* reporter.version) !== version) return false
+        }
+        return true
+      })
+
+    /** After a close: wait for a quiet moment, then make everything (again, if it was interrupted by traffic). */
+    const warm = Effect.gen(function*() {
+      yield* closed.await
+      closed.unsafeClose()
+      let seen = yield* reporter.version
+      for (;;) {
+        yield* Effect.sleep(quiet)
+        const version = yield* reporter.version
+        if (version === seen && (yield* pass(version))) return
+        seen = yield* reporter.version
       }
-      madeAt = version
     })
-    yield* Effect.forkScoped(Effect.schedule(look, Schedule.spaced(every)))
+    yield* Effect.forkScoped(Effect.forever(warm))
   }))
