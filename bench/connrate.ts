@@ -110,6 +110,11 @@ export const main = async (): Promise<void> => {
     const xs = (results.get(key) ?? []).map((r) => r.proxyCpu).filter((x): x is number => x !== null)
     return xs.length > 0 ? median(xs) : null
   }
+  /** The proxy's own CPU time per connection, µs: its cost apart from the machine's other processes. */
+  const cpuPerConnection = (key: PeerKey): number | null => {
+    const xs = (results.get(key) ?? []).filter((r) => r.proxyCpu !== null && r.perSecond > 0).map((r) => (r.proxyCpu! / r.perSecond) * 1e6)
+    return xs.length > 0 ? median(xs) : null
+  }
   const errorsOf = (key: PeerKey): number => (results.get(key) ?? []).reduce((a, r) => a + r.errors, 0)
   const result = {
     scenario: "connrate",
@@ -122,7 +127,8 @@ export const main = async (): Promise<void> => {
           perSecond: round(med(key), 0),
           errors: errorsOf(key),
           firstError: results.get(key)!.find((r) => r.firstError)?.firstError ?? null,
-          proxyCpu: round(medCpu(key), 2)
+          proxyCpu: round(medCpu(key), 2),
+          cpuPerConnectionUs: round(cpuPerConnection(key), 0)
         }
         : { skipped: peers.skipped[key] ?? "not run" }])
     ),
@@ -132,19 +138,22 @@ export const main = async (): Promise<void> => {
     socksToDirect: ratio(med("mitmSocks"), med("mitm")),
     /** The same ratio for the plain relay: what the SOCKS hop costs a relay that does nothing else. */
     plainSocksToDirect: ratio(med("plainRelaySocks"), med("plainRelay")),
+    /** MITM's own CPU per connection through a SOCKS upstream against direct (the upstream's CPU not counted). */
+    socksToDirectCpu: ratio(cpuPerConnection("mitmSocks"), cpuPerConnection("mitm")),
     samples: Object.fromEntries([...results].map(([k, xs]) => [k, xs.map((r) => round(r.perSecond, 0))])),
     ...machine()
   }
   const rows = PEERS.map((key) =>
     results.has(key)
-      ? [key, round(med(key), 0), errorsOf(key), medCpu(key) === null ? "—" : `${(medCpu(key)! * 100).toFixed(0)}%`, key === "direct" || key === "plainRelay" ? "" : String(ratio(med(key), med("plainRelay"), 2) ?? "—")]
-      : [key, null, null, null, `skipped: ${peers.skipped[key]}`]
+      ? [key, round(med(key), 0), errorsOf(key), medCpu(key) === null ? "—" : `${(medCpu(key)! * 100).toFixed(0)}%`, round(cpuPerConnection(key), 0) ?? "—", key === "direct" || key === "plainRelay" ? "" : String(ratio(med(key), med("plainRelay"), 2) ?? "—")]
+      : [key, null, null, null, null, `skipped: ${peers.skipped[key]}`]
   )
   process.stdout.write(
     `connrate, ${workers} workers × ${seconds} s: connect + handshake + one 100 B request + close, median of ${options.runs} runs\n` +
-      table(["peer", "conn/s", "errors", "proxy CPU", "/ relay"], rows) +
+      table(["peer", "conn/s", "errors", "proxy CPU", "CPU µs/conn", "/ relay"], rows) +
       `\nMITM / plain relay = ${result.mitmToRelay ?? "—"} (target ≥ 0.8)   MITM / mitmproxy = ${result.mitmToMitmproxy ?? "—"}` +
-      `\nthrough a SOCKS upstream / direct: MITM ${result.socksToDirect ?? "—"} (target ≥ 0.8), plain relay ${result.plainSocksToDirect ?? "—"}\n`
+      `\nthrough a SOCKS upstream / direct: MITM ${result.socksToDirect ?? "—"} (target ≥ 0.8), plain relay ${result.plainSocksToDirect ?? "—"}` +
+      `; MITM's own CPU per connection ${result.socksToDirectCpu ?? "—"}×\n`
   )
   process.stdout.write(JSON.stringify(result) + "\n")
 }
