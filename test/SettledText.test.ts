@@ -4,6 +4,7 @@
  * warmer makes it while measurements stand still, and not while they change.
  */
 import { describe, expect, it } from "@effect/vitest"
+import { vi } from "vitest"
 import { Chunk, Effect, Layer, Stream, TestClock } from "effect"
 import type { Connection } from "../src/domain/Connection.js"
 import { connectionJson } from "../src/domain/Connection.js"
@@ -147,19 +148,30 @@ describe("the report warmer", () => {
     Effect.gen(function*() {
       const connections = Array.from({ length: 450 }, (_, i) => pageLoad(100 + i, i % 50 === 0))
       const traffic = { flowing: false }
+      const report = { read: false }
       const store = storeOf()
-      yield* Layer.build(ReportWarmer.layer({ creatorVersion: "test" }).pipe(Layer.provide(Layer.merge(reporterOf(connections, traffic), store.layer))))
+      yield* Layer.build(
+        ReportWarmer.layer({ creatorVersion: "test", wanted: () => report.read }).pipe(
+          Layer.provide(Layer.merge(reporterOf(connections, traffic), store.layer))
+        )
+      )
       expect(store.listening()).toBe(1)
 
       // Quiet, but nothing closed since it started: it sleeps.
       yield* TestClock.adjust("1 second")
       expect(warmConnectionText(connections[1], null)).toBe(true)
 
-      // A close while traffic flows: still nothing.
-      traffic.flowing = true
+      // A close, quiet, but nobody ever read the report: nothing made ahead.
       store.close(connections[2])
-      yield* TestClock.adjust("2 seconds")
+      yield* TestClock.adjust("1 second")
       expect(warmConnectionText(connections[3], null)).toBe(true)
+
+      // The report is read; a close while traffic flows: still nothing.
+      report.read = true
+      traffic.flowing = true
+      store.close(connections[4])
+      yield* TestClock.adjust("2 seconds")
+      expect(warmConnectionText(connections[5], null)).toBe(true)
 
       traffic.flowing = false
       yield* TestClock.adjust("1 second")
@@ -169,4 +181,22 @@ describe("the report warmer", () => {
       // Open ones are left for the request to make.
       expect(warmConnectionText(connections[0], null)).toBe(false)
     }))
+
+  it("is wanted once a connection's JSON or a HAR entry has been asked for, not before", async () => {
+    for (const ask of ["json", "har"] as const) {
+      vi.resetModules()
+      const settledText = await import("../src/http/SettledText.js")
+      const harModule = await import("../src/http/Har.js")
+      const connection = pageLoad(600)
+      settledText.warmConnectionText(connection, null)
+      harModule.warmHarEntries(connection, har)
+      expect(settledText.textWasAsked()).toBe(false)
+      if (ask === "json") settledText.connectionText(connection, null)
+      else {
+        const index = harModule.harIndex([connection], har)
+        index.entryText(index.entries[0])
+      }
+      expect(settledText.textWasAsked()).toBe(true)
+    }
+  })
 })

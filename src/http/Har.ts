@@ -21,7 +21,7 @@ import {
   responseCookies
 } from "./HarHeaders.js"
 import { type ListedJson, listedJson } from "./Responses.js"
-import { isSettled, SettledTexts } from "./SettledText.js"
+import { isSettled, SettledTexts, textAsked } from "./SettledText.js"
 
 export type { HarCookie, HarNameValue } from "./HarHeaders.js"
 
@@ -549,6 +549,7 @@ export const harIndex = (connections: ReadonlyArray<Connection>, options: HarOpt
       return entryOf(source, entryNumber - source.first, starts[entryNumber], context)
     },
     entryText: (entryNumber) => {
+      textAsked()
       const source = sources[sourceOf[entryNumber]]
       const position = entryNumber - source.first
       return isSettled(source.connection)

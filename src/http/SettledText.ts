@@ -82,13 +82,26 @@ export const isSettled = settled
 const connectionTexts = new SettledTexts<ListedJson>()
 
 /**
+ * Whether anyone asked for a connection's JSON or a HAR entry since the program started.
+ * Making text ahead of time is for those who read the report; a MITM nobody reads spends
+ * nothing on it (and takes no CPU from what runs beside it after a burst of traffic).
+ */
+let asked = false
+export const textWasAsked = (): boolean => asked
+export const textAsked = (): void => {
+  asked = true
+}
+
+/**
  * A connection's JSON (SPEC §3, §6, §7) as an array item: a settled connection's made once, an
  * open one's made now.
  */
-export const connectionText = (connection: Connection, tor: TorAttribution | null): string | ListedJson =>
-  settled(connection)
+export const connectionText = (connection: Connection, tor: TorAttribution | null): string | ListedJson => {
+  asked = true
+  return settled(connection)
     ? connectionTexts.of(connection, tor, "", () => listedJson(connectionJson(connection, tor)))
     : JSON.stringify(connectionJson(connection, tor))
+}
 
 /** Makes a settled connection's JSON ahead of a request; says whether it had anything to do. */
 export const warmConnectionText = (connection: Connection, tor: TorAttribution | null): boolean => {

@@ -3,12 +3,13 @@
  * JSON and HAR entries never change, so they are serialized once and kept (src/http/
  * SettledText.ts); doing it between page loads, rather than at the first request for
  * `/api/connections` or `/har`, makes that request copy bytes instead of serializing tens of
- * megabytes. It wakes when a connection closes, waits until the measurements stand still,
- * and stops as soon as they change (traffic is flowing), so it takes no time from the relay.
+ * megabytes. Once the report's text has been asked for at all, it wakes when a connection
+ * closes, waits until the measurements stand still, and stops as soon as they change
+ * (traffic is flowing), so it takes no time from the relay.
  */
 import { Effect, Layer } from "effect"
 import { warmHarEntries } from "../http/Har.js"
-import { warmConnectionText } from "../http/SettledText.js"
+import { textWasAsked, warmConnectionText } from "../http/SettledText.js"
 import { Reporter } from "../services/Reporter.js"
 import { Store } from "../services/Store.js"
 
@@ -18,7 +19,13 @@ const quiet = "100 millis"
 /** Connections made between yields: a few tens of milliseconds of work, so a request waits little. */
 const perSlice = 200
 
-export const layer = (options: { readonly creatorVersion: string }): Layer.Layer<never, never, Reporter | Store> =>
+export interface ReportWarmerOptions {
+  readonly creatorVersion: string
+  /** Whether the report's text was ever asked for: until then nothing is made ahead. */
+  readonly wanted?: () => boolean
+}
+
+export const layer = (options: ReportWarmerOptions): Layer.Layer<never, never, Reporter | Store> =>
   Layer.scopedDiscard(Effect.gen(function*() {
     const reporter = yield* Reporter
     const store = yield* Store
@@ -54,6 +61,7 @@ export const layer = (options: { readonly creatorVersion: string }): Layer.Layer
     const warm = Effect.gen(function*() {
       yield* closed.await
       closed.unsafeClose()
+      if (!(options.wanted ?? textWasAsked)()) return
       let seen = yield* reporter.version
       for (;;) {
         yield* Effect.sleep(quiet)
