@@ -510,13 +510,13 @@ const CLK_TCK = (() => {
 })()
 
 /** CPU seconds (user + system) and minor page faults so far of a process. */
-export const procStat = (pid: number | undefined): { cpu: number; minflt: number } | null => {
+export const procStat = (pid: number | undefined): { cpu: number; sys: number; minflt: number } | null => {
   if (pid === undefined) return null
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
     // fields 10 (minflt), 14 (utime), 15 (stime) of proc(5); this array starts at field 3
-    return { cpu: (Number(fields[11]) + Number(fields[12])) / CLK_TCK, minflt: Number(fields[7]) }
+    return { cpu: (Number(fields[11]) + Number(fields[12])) / CLK_TCK, sys: Number(fields[12]) / CLK_TCK, minflt: Number(fields[7]) }
   } catch {
     return null
   }

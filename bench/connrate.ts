@@ -30,6 +30,8 @@ interface RunResult {
   readonly firstError: string | null
   /** CPU of the proxy during the run, in cores. */
   readonly proxyCpu: number | null
+  /** The part of it spent in the kernel (system time), in cores. */
+  readonly proxySys: number | null
 }
 
 const runOnce = async (originPort: number, proxyPort: number | null, pid: number | undefined, workers: number, seconds: number): Promise<RunResult> => {
@@ -63,7 +65,8 @@ const runOnce = async (originPort: number, proxyPort: number | null, pid: number
     connections,
     errors,
     firstError,
-    proxyCpu: stat0 === null || stat1 === null ? null : (stat1.cpu - stat0.cpu) / secs
+    proxyCpu: stat0 === null || stat1 === null ? null : (stat1.cpu - stat0.cpu) / secs,
+    proxySys: stat0 === null || stat1 === null ? null : (stat1.sys - stat0.sys) / secs
   }
 }
 
@@ -86,7 +89,7 @@ export const main = async (): Promise<void> => {
   const peers = await startPeers(PEERS, { cpuProfDir: options.cpuProfDir, wanted: options.peers })
   const results = new Map<PeerKey, Array<RunResult>>(peers.running.map((p) => [p.key, []]))
   const line = (r: RunResult): string =>
-    `${r.perSecond.toFixed(0).padStart(6)} conn/s  (${r.connections} connections, ${r.errors} errors${r.proxyCpu === null ? "" : `, proxy CPU ${(r.proxyCpu * 100).toFixed(0)}%`})` +
+    `${r.perSecond.toFixed(0).padStart(6)} conn/s  (${r.connections} connections, ${r.errors} errors${r.proxyCpu === null ? "" : `, proxy CPU ${(r.proxyCpu * 100).toFixed(0)}% (kernel ${((r.proxySys ?? 0) * 100).toFixed(0)}%), ${((r.proxyCpu / r.perSecond) * 1e6).toFixed(0)} µs per connection`})` +
     (r.firstError ? `  first error: ${r.firstError}` : "")
   for (const peer of peers.running) {
     const r = await runOnce(origin.port, peer.proxyPort, peer.child?.proc.pid, workers, 1)
