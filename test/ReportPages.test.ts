@@ -3,8 +3,10 @@
  * the settings form, and captured text that must show as text everywhere.
  */
 import { describe, expect, it } from "@effect/vitest"
+import * as fc from "fast-check"
 import type { Connection } from "../src/domain/Connection.js"
 import { defaultSettings } from "../src/domain/Settings.js"
+import { exchanges } from "../src/domain/Exchange.js"
 import { summarize } from "../src/domain/Summary.js"
 import type { TorAttribution, TorCircuit } from "../src/domain/TorCircuits.js"
 import type { TorStatus } from "../src/services/TorControl.js"
@@ -123,6 +125,30 @@ describe("the report page", () => {
     expect(summary.slowestSocksSetups[0]).toMatchObject({ id: 8, host: "slow.example", seconds: 3 })
     expect(summary.slowestResponses[0]).toMatchObject({ id: 7, requestLine: "GET / HTTP/1.1" })
     expect(summary.slowestResponses[0].seconds).toBeCloseTo(2.2)
+  })
+
+  it("lists the five slowest SOCKS setups and responses as sorting them all would, the first seen first at equal times", () => {
+    // Times on a coarse grid, so that many are equal.
+    const tenths = fc.integer({ min: 0, max: 30 }).map((n) => n / 10)
+    fc.assert(fc.property(fc.array(fc.tuple(tenths, fc.array(tenths, { maxLength: 4 })), { maxLength: 40 }), (shapes) => {
+      const connections = shapes.map(([setup, waits], i) => {
+        let state = undefined as ReturnType<typeof httpExchange>["state"] | undefined
+        const timed: Array<Timed> = [[10 * i, socksRequest(`host${i % 3}.example`)], [10 * i + setup, socksReply()]]
+        waits.forEach((wait, k) => {
+          const at = 10 * i + 4 + k
+          const exchange = httpExchange(`GET /${k} HTTP/1.1\r\nHost: h\r\n\r\n`, "HTTP/1.1 204 No Content\r\n\r\n", [at, at + wait, at + wait], state)
+          state = exchange.state
+          timed.push(...exchange.events)
+        })
+        return connectionWith(i + 1, `host${i % 3}.example`, timed)
+      })
+      const summary = summarize(connections)
+      const sorted = <A extends { readonly seconds: number }>(items: Array<A>) => items.sort((a, b) => b.seconds - a.seconds).slice(0, 5)
+      const setups = sorted(connections.map((c) => ({ id: c.id, seconds: c.events[1].time - c.openedAt })))
+      const responses = sorted(connections.flatMap((c) => exchanges(c).map((e, k) => ({ id: c.id, k, seconds: e.wait! }))))
+      expect(summary.slowestSocksSetups.map((s) => [s.id, s.seconds])).toEqual(setups.map((s) => [s.id, s.seconds]))
+      expect(summary.slowestResponses.map((r) => [r.id, r.requestLine, r.seconds])).toEqual(responses.map((r) => [r.id, `GET /${r.k} HTTP/1.1`, r.seconds]))
+    }), { numRuns: 300 })
   })
 })
 
