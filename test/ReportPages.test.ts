@@ -148,6 +148,10 @@ describe("the report page", () => {
       const responses = sorted(connections.flatMap((c) => exchanges(c).map((e, k) => ({ id: c.id, k, seconds: e.wait! }))))
       expect(summary.slowestSocksSetups.map((s) => [s.id, s.seconds])).toEqual(setups.map((s) => [s.id, s.seconds]))
       expect(summary.slowestResponses.map((r) => [r.id, r.requestLine, r.seconds])).toEqual(responses.map((r) => [r.id, `GET /${r.k} HTTP/1.1`, r.seconds]))
+      // Asked for none (the session comparison's totals): none, and the totals all the same.
+      const none = summarize(connections, 0)
+      expect([none.slowestSocksSetups, none.slowestResponses]).toEqual([[], []])
+      expect({ ...none, slowestSocksSetups: summary.slowestSocksSetups, slowestResponses: summary.slowestResponses }).toEqual(summary)
     }), { numRuns: 300 })
   })
 })

@@ -48,7 +48,8 @@ class Slowest<A extends { readonly seconds: number }> {
 
   /** Whether an item of these seconds would be kept: asked before the item is built. */
   admits(seconds: number): boolean {
-    return this.items.length < this.count || seconds > this.items[this.items.length - 1].seconds
+    if (this.items.length < this.count) return true
+    return this.count > 0 && seconds > this.items[this.items.length - 1].seconds
   }
 
   add(item: A): void {
