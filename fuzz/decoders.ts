@@ -3,10 +3,16 @@
  * handshake, HTTP/1.x both directions, protocol sniffing, and the connection
  * observer that combines them). Inputs are random bytes and mutations of
  * valid messages, fed in random chunk splits. Any exception fails the run;
- * so does a valid message whose events depend on how it was split.
+ * so does a valid message whose events depend on how it was split. Every
+ * `--stream-every`th input also goes through the decoders' Stream forms
+ * (`decodeHttp`, `decodeSocks`) after `Stream.rechunk(n)` for a random n: their
+ * events, and their typed error in the error channel, must be what feeding the
+ * state machines directly gives.
  *
- *   npm run fuzz -- [--inputs 1000000] [--seed 42]
+ *   npm run fuzz -- [--inputs 1000000] [--seed 42] [--stream-every 25]
  */
+import { Chunk, Effect, Either, Stream } from "effect"
+import { decodeHttp, decodeSocks, type DirectedBytes } from "../src/domain/DecoderStreams.js"
 import { endHttp, feedHttp, initialHttpDecoder } from "../src/domain/HttpDecoder.js"
 import { sniffProtocol } from "../src/domain/ProtocolSniffer.js"
 import { feedSocksServer, initialSocksServer } from "../src/domain/SocksProtocol.js"
@@ -18,6 +24,7 @@ const argument = (name: string, fallback: number) => {
   return index < 0 ? fallback : Number(process.argv[index + 1])
 }
 const inputs = argument("--inputs", 1_000_000)
+const streamEvery = argument("--stream-every", 25)
 let seed = argument("--seed", 42) >>> 0
 
 /** xorshift32: a fixed seed gives the same run every time. */
@@ -108,8 +115,88 @@ const httpEvents = (direction: Direction, pieces: ReadonlyArray<Uint8Array>) => 
   return out.map((e) => `${e.type}:${detailOf(e)}`).join("|")
 }
 
+/** Where a request began in its chunk depends on the split; everything else must not. */
+const splitFree = (event: DecoderEvent): string => {
+  if (event.type !== "HttpRequestStart") return JSON.stringify(event)
+  const { offset: _offset, ...rest } = event
+  return JSON.stringify(rest)
+}
+
+/** The error as the stream's error channel and a DecodeError event both tell it. */
+const errorKey = (error: { readonly _tag: string; readonly reason: string; readonly offset: number | null }) =>
+  `${error._tag}:${error.reason}@${error.offset}`
+
+/** Responses need requests: five GETs go up first. */
+const fiveGets = Buffer.from("GET / HTTP/1.1\r\n\r\n".repeat(5))
+
+/** HTTP fed directly, as `decodeHttp` sees it: the events before the first DecodeError, and that error. */
+const httpDirect = (direction: Direction, pieces: ReadonlyArray<Uint8Array>) => {
+  let state = initialHttpDecoder
+  const events: Array<DecoderEvent> = []
+  const feed = (side: Direction, bytes: Uint8Array) => {
+    const [next, out] = feedHttp(state, side, bytes)
+    state = next
+    events.push(...out)
+  }
+  if (direction === "down") feed("up", fiveGets)
+  for (const piece of pieces) feed(direction, piece)
+  for (const side of ["up", "down"] as const) {
+    const [next, out] = endHttp(state, side)
+    state = next
+    events.push(...out)
+  }
+  const failed = events.findIndex((event) => event.type === "DecodeError")
+  const failure = failed < 0 ? undefined : events[failed]
+  return {
+    events: (failed < 0 ? events : events.slice(0, failed)).map(splitFree),
+    error: failure?.type === "DecodeError" ? errorKey(failure.error) : undefined
+  }
+}
+
+/** The same bytes through `decodeHttp`, cut by `Stream.rechunk(n)`. */
+const httpStream = (direction: Direction, bytes: Uint8Array, n: number) => {
+  const directed = (side: Direction, data: Uint8Array): Stream.Stream<DirectedBytes> =>
+    Stream.fromIterable(data).pipe(Stream.rechunk(n), Stream.mapChunks((chunk) => Chunk.of([side, Uint8Array.from(chunk)] as const)))
+  const input = direction === "down" ? Stream.concat(directed("up", fiveGets), directed("down", bytes)) : directed("up", bytes)
+  const events: Array<string> = []
+  const result = Effect.runSync(Effect.either(Stream.runForEach(decodeHttp(input), (event) => Effect.sync(() => events.push(splitFree(event))))))
+  return { events, error: Either.isLeft(result) ? errorKey(result.left) : undefined }
+}
+
+/** SOCKS fed directly, as `decodeSocks` ends it: replies up to the request, or to the refusal and its error. */
+const socksDirect = (pieces: ReadonlyArray<Uint8Array>) => {
+  let state = initialSocksServer
+  const steps: Array<string> = []
+  for (const piece of pieces) {
+    const [next, out] = feedSocksServer(state, piece)
+    state = next
+    for (const step of out) {
+      if (step._tag === "Reply") steps.push(`Reply:${Buffer.from(step.bytes).toString("hex")}`)
+      else if (step._tag === "Request") return { steps: [...steps, `Request:${step.request.host}:${step.request.port}`], error: undefined }
+      else {
+        if (step.reply !== undefined) steps.push(`Reply:${Buffer.from(step.reply).toString("hex")}`)
+        return { steps, error: errorKey(step.error) }
+      }
+    }
+  }
+  return { steps, error: undefined }
+}
+
+const socksStream = (bytes: Uint8Array, n: number) => {
+  const steps: Array<string> = []
+  const input = Stream.fromIterable(bytes).pipe(Stream.rechunk(n), Stream.mapChunks((chunk) => Chunk.of(Uint8Array.from(chunk))))
+  const result = Effect.runSync(Effect.either(Stream.runForEach(decodeSocks(input), (step) =>
+    Effect.sync(() => {
+      steps.push(step._tag === "Reply" ? `Reply:${Buffer.from(step.bytes).toString("hex")}` : `Request:${step.request.host}:${step.request.port}`)
+    }))))
+  return { steps, error: Either.isLeft(result) ? errorKey(result.left) : undefined }
+}
+
+const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b)
+
 const started = process.hrtime.bigint()
 let splitChecks = 0
+let streamChecks = 0
 for (let n = 1; n <= inputs; n++) {
   const base = valid[int(valid.length)]
   const choice = int(3)
@@ -127,6 +214,20 @@ for (let n = 1; n <= inputs; n++) {
       if (choice === 2 && split !== whole) throw new Error(`split changed the HTTP events:\n${whole}\n${split}`)
       if (choice === 2) splitChecks++
     }
+    if (n % streamEvery === 0) {
+      const size = 1 + int(64)
+      if (kind === "socks") {
+        const direct = socksDirect(pieces)
+        const streamed = socksStream(bytes, size)
+        if (!same(direct, streamed)) throw new Error(`decodeSocks after rechunk(${size}) differs:\n${JSON.stringify(direct)}\n${JSON.stringify(streamed)}`)
+      } else {
+        const direction = kind === "http-up" ? "up" : "down"
+        const direct = httpDirect(direction, pieces)
+        const streamed = httpStream(direction, bytes, size)
+        if (!same(direct, streamed)) throw new Error(`decodeHttp after rechunk(${size}) differs:\n${JSON.stringify(direct)}\n${JSON.stringify(streamed)}`)
+      }
+      streamChecks++
+    }
     sniffProtocol(bytes.subarray(0, 24))
     const observer = observe()
     for (const piece of pieces) observer.feed(int(4) === 0 ? "down" : "up", piece)
@@ -140,4 +241,7 @@ for (let n = 1; n <= inputs; n++) {
   if (n % 200_000 === 0) console.log(`fuzz: ${n} inputs`)
 }
 const seconds = Number(process.hrtime.bigint() - started) / 1e9
-console.log(`fuzz: ${inputs} inputs (${splitChecks} split checks of valid HTTP) in ${seconds.toFixed(1)} s, no exception, no split-dependent result`)
+console.log(
+  `fuzz: ${inputs} inputs (${splitChecks} split checks of valid HTTP, ${streamChecks} through the Stream forms) in ${seconds.toFixed(1)} s, ` +
+    "no exception, no split-dependent result"
+)
