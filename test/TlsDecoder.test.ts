@@ -399,6 +399,41 @@ describe("TlsDecoder", () => {
         "an extension longer than its block",
         ["up", record(HANDSHAKE, handshake(1, bytes(clientHello().subarray(4, 4 + 2 + 32 + 33 + 8 + 2), u16(4), u16(0), u16(9))))],
         "malformed ClientHello: extensions is truncated"
+      ],
+      [
+        "cipher suites of an odd length",
+        ["up", record(HANDSHAKE, handshake(1, bytes(u16(0x0303), new Uint8Array(32), [0], u16(3), [1, 2, 3], [1, 0])))],
+        "malformed ClientHello: cipher suites of 3 bytes"
+      ],
+      [
+        "no compression methods",
+        ["up", record(HANDSHAKE, handshake(1, bytes(u16(0x0303), new Uint8Array(32), [0], u16(2), u16(0x1301), [0])))],
+        "malformed ClientHello: no compression methods"
+      ],
+      [
+        "an empty ALPN protocol name",
+        ["up", record(HANDSHAKE, clientHello({ extra: [extension(16, withLength16(Uint8Array.of(2, 0x68, 0x32, 0)))] }))],
+        "malformed ClientHello: empty ALPN protocol name"
+      ],
+      [
+        "supported_versions of an odd length",
+        ["up", record(HANDSHAKE, clientHello({ extra: [extension(43, Uint8Array.of(3, 3, 4, 3))] }))],
+        "malformed ClientHello: supported_versions of 3 bytes"
+      ],
+      [
+        "a server_name extension with bytes after its list",
+        ["up", record(HANDSHAKE, clientHello({ extra: [extension(0, bytes(withLength16(bytes([0], u16(1), ascii("a"))), [0]))] }))],
+        "malformed ClientHello: extension 0 has 1 extra bytes"
+      ],
+      [
+        "a ServerHello choosing two ALPN protocols",
+        ["down", record(HANDSHAKE, handshake(2, bytes(u16(0x0303), new Uint8Array(32), [0], u16(0x1301), [0], withLength16(alpnExtension(["h2", "x"])))))],
+        "malformed ServerHello: ALPN with 2 protocols"
+      ],
+      [
+        "a name list longer than its extension, then a good extension: the first failure is the one told",
+        ["up", record(HANDSHAKE, clientHello({ extra: [extension(0, bytes(u16(40), [0])), alpnExtension(["h2"])] }))],
+        "malformed ClientHello: extension 0 is truncated"
       ]
     ]
     for (const [name, step, detail] of cases) {

@@ -227,50 +227,62 @@ const helloName = (type: number): string => (type === CLIENT_HELLO ? "ClientHell
 
 // --- the hellos ---
 
-/** Reads a hello body; running past a boundary raises `Malformed`, caught by `guard`. */
+/** What went wrong first in a hello, shared by a reader and the readers made from it. */
+interface Failure {
+  detail: string | undefined
+}
+
+/**
+ * Reads a hello body. Nothing throws: running past a boundary, or a field that cannot be,
+ * records the first failure and leaves the reader empty, so that the rest of the parse reads
+ * zeros and ends; `guard` then gives the failure instead of the hello.
+ */
 class Reader {
   constructor(
     readonly bytes: Uint8Array,
     public at: number,
     readonly end: number,
-    readonly what: string
+    readonly what: string,
+    readonly failure: Failure
   ) {}
   get left(): number {
     return this.end - this.at
   }
   u8(): number {
-    this.need(1)
-    return this.bytes[this.at++]
+    return this.need(1) ? this.bytes[this.at++] : 0
   }
   u16(): number {
-    this.need(2)
+    if (!this.need(2)) return 0
     const v = (this.bytes[this.at] << 8) | this.bytes[this.at + 1]
     this.at += 2
     return v
   }
   take(n: number): Uint8Array {
-    this.need(n)
+    if (!this.need(n)) return this.bytes.subarray(0, 0)
     const out = this.bytes.subarray(this.at, this.at + n)
     this.at += n
     return out
   }
   /** A sub-reader over the next `n` bytes, which this reader skips. */
   sub(n: number, what: string): Reader {
-    this.need(n)
-    const r = new Reader(this.bytes, this.at, this.at + n, what)
-    this.at += n
-    return r
+    const start = this.at
+    const ok = this.need(n)
+    this.at = ok ? start + n : this.at
+    return new Reader(this.bytes, start, ok ? start + n : start, what, this.failure)
   }
-  need(n: number): void {
-    if (n > this.left) throw new Malformed(`${this.what} is truncated`)
+  need(n: number): boolean {
+    if (n <= this.left) return true
+    this.fail(`${this.what} is truncated`)
+    return false
   }
   done(): void {
-    if (this.left !== 0) throw new Malformed(`${this.what} has ${this.left} extra bytes`)
+    if (this.left !== 0) this.fail(`${this.what} has ${this.left} extra bytes`)
   }
-}
-
-class Malformed {
-  constructor(readonly detail: string) {}
+  /** Records the first failure and empties this reader. */
+  fail(detail: string): void {
+    this.failure.detail ??= detail
+    this.at = this.end
+  }
 }
 
 /** What a hello says, and whether it settles on TLS 1.3. */
@@ -280,12 +292,10 @@ interface Hello {
 }
 
 /** The hello, or what is malformed in it. */
-const guard = (what: string, parse: () => Hello): Hello | string => {
-  try {
-    return parse()
-  } catch (e) {
-    return e instanceof Malformed ? `malformed ${what}: ${e.detail}` : `malformed ${what}`
-  }
+const guard = (what: string, body: Uint8Array, parse: (r: Reader) => Hello): Hello | string => {
+  const failure: Failure = { detail: undefined }
+  const hello = parse(new Reader(body, 0, body.length, what, failure))
+  return failure.detail === undefined ? hello : `malformed ${what}: ${failure.detail}`
 }
 
 interface Extension {
@@ -307,18 +317,17 @@ const readExtensions = (r: Reader): ReadonlyArray<Extension> => {
 }
 
 const readClientHello = (body: Uint8Array): Hello | string =>
-  guard("ClientHello", () => {
-    const r = new Reader(body, 0, body.length, "ClientHello")
+  guard("ClientHello", body, (r) => {
     const legacyVersion = r.u16()
     r.take(32)
     const sessionId = r.u8()
-    if (sessionId > 32) throw new Malformed(`session id of ${sessionId} bytes`)
+    if (sessionId > 32) r.fail(`session id of ${sessionId} bytes`)
     r.take(sessionId)
     const suites = r.u16()
-    if (suites === 0 || suites % 2 !== 0) throw new Malformed(`cipher suites of ${suites} bytes`)
+    if (suites === 0 || suites % 2 !== 0) r.fail(`cipher suites of ${suites} bytes`)
     r.take(suites)
     const compression = r.u8()
-    if (compression === 0) throw new Malformed("no compression methods")
+    if (compression === 0) r.fail("no compression methods")
     r.take(compression)
     let names: Array<string> = []
     let alpn: Array<string> = []
@@ -338,12 +347,11 @@ const readClientHello = (body: Uint8Array): Hello | string =>
   })
 
 const readServerHello = (body: Uint8Array): Hello | string =>
-  guard("ServerHello", () => {
-    const r = new Reader(body, 0, body.length, "ServerHello")
+  guard("ServerHello", body, (r) => {
     const legacyVersion = r.u16()
     const random = toHex(r.take(32))
     const sessionId = r.u8()
-    if (sessionId > 32) throw new Malformed(`session id of ${sessionId} bytes`)
+    if (sessionId > 32) r.fail(`session id of ${sessionId} bytes`)
     r.take(sessionId)
     const suite = r.u16()
     r.u8()
@@ -355,7 +363,7 @@ const readServerHello = (body: Uint8Array): Hello | string =>
         data.done()
       } else if (type === EXT_ALPN) {
         const chosen = readAlpn(data)
-        if (chosen.length !== 1) throw new Malformed(`ALPN with ${chosen.length} protocols`)
+        if (chosen.length !== 1) data.fail(`ALPN with ${chosen.length} protocols`)
         alpn = chosen[0]
       }
     }
@@ -388,15 +396,15 @@ const readAlpn = (data: Reader): Array<string> => {
   const names: Array<string> = []
   while (list.left > 0) {
     const length = list.u8()
-    if (length === 0) throw new Malformed("empty ALPN protocol name")
-    names.push(printable(list.take(length)))
+    if (length === 0) list.fail("empty ALPN protocol name")
+    else names.push(printable(list.take(length)))
   }
   return names
 }
 
 const readVersionList = (data: Reader): Array<number> => {
   const length = data.u8()
-  if (length % 2 !== 0) throw new Malformed(`supported_versions of ${length} bytes`)
+  if (length % 2 !== 0) data.fail(`supported_versions of ${length} bytes`)
   const list = data.sub(length, "supported_versions")
   data.done()
   const versions: Array<number> = []
