@@ -16,7 +16,7 @@ import { decodeHttp, decodeSocks, type DirectedBytes } from "../src/domain/Decod
 import { endHttp, feedHttp, initialHttpDecoder } from "../src/domain/HttpDecoder.js"
 import { sniffProtocol } from "../src/domain/ProtocolSniffer.js"
 import { feedSocksServer, initialSocksServer } from "../src/domain/SocksProtocol.js"
-import { type DecoderEvent, detailOf, type Direction } from "../src/domain/Event.js"
+import { type DecoderEvent, type Direction } from "../src/domain/Event.js"
 import { observe } from "../src/layers/ProtocolDecoder.js"
 
 const argument = (name: string, fallback: number) => {
@@ -87,34 +87,6 @@ const splits = (bytes: Uint8Array): Array<Uint8Array> => {
   return pieces
 }
 
-const socksSteps = (pieces: ReadonlyArray<Uint8Array>) => {
-  let state = initialSocksServer
-  const out: Array<string> = []
-  for (const piece of pieces) {
-    const [next, steps] = feedSocksServer(state, piece)
-    state = next
-    for (const step of steps) out.push(step._tag === "Request" ? `${step._tag}:${step.request.host}:${step.request.port}` : step._tag)
-  }
-  return out.join("|")
-}
-
-const httpEvents = (direction: Direction, pieces: ReadonlyArray<Uint8Array>) => {
-  let state = initialHttpDecoder
-  const out: Array<DecoderEvent> = []
-  if (direction === "down") {
-    // Responses need requests: five GETs first.
-    const [next] = feedHttp(state, "up", Buffer.from("GET / HTTP/1.1\r\n\r\n".repeat(5)))
-    state = next
-  }
-  for (const piece of pieces) {
-    const [next, events] = feedHttp(state, direction, piece)
-    state = next
-    out.push(...events)
-  }
-  out.push(...endHttp(state, direction)[1])
-  return out.map((e) => `${e.type}:${detailOf(e)}`).join("|")
-}
-
 /** Where a request began in its chunk depends on the split; everything else must not. */
 const splitFree = (event: DecoderEvent): string => {
   if (event.type !== "HttpRequestStart") return JSON.stringify(event)
@@ -153,15 +125,23 @@ const httpDirect = (direction: Direction, pieces: ReadonlyArray<Uint8Array>) => 
   }
 }
 
+/** Bytes cut into chunks of `n` by `Stream.rechunk`. */
+const rechunked = (bytes: Uint8Array, n: number): Stream.Stream<Uint8Array> =>
+  Stream.fromIterable(bytes).pipe(Stream.rechunk(n), Stream.mapChunks((chunk) => Chunk.of(Uint8Array.from(chunk))))
+
 /** The same bytes through `decodeHttp`, cut by `Stream.rechunk(n)`. */
 const httpStream = (direction: Direction, bytes: Uint8Array, n: number) => {
   const directed = (side: Direction, data: Uint8Array): Stream.Stream<DirectedBytes> =>
-    Stream.fromIterable(data).pipe(Stream.rechunk(n), Stream.mapChunks((chunk) => Chunk.of([side, Uint8Array.from(chunk)] as const)))
+    Stream.map(rechunked(data, n), (chunk) => [side, chunk] as const)
   const input = direction === "down" ? Stream.concat(directed("up", fiveGets), directed("down", bytes)) : directed("up", bytes)
   const events: Array<string> = []
   const result = Effect.runSync(Effect.either(Stream.runForEach(decodeHttp(input), (event) => Effect.sync(() => events.push(splitFree(event))))))
   return { events, error: Either.isLeft(result) ? errorKey(result.left) : undefined }
 }
+
+const replyText = (bytes: Uint8Array) => `Reply:${Buffer.from(bytes).toString("hex")}`
+const requestText = ({ request }: { readonly request: { readonly host: string; readonly port: number } }) =>
+  `Request:${request.host}:${request.port}`
 
 /** SOCKS fed directly, as `decodeSocks` ends it: replies up to the request, or to the refusal and its error. */
 const socksDirect = (pieces: ReadonlyArray<Uint8Array>) => {
@@ -171,10 +151,10 @@ const socksDirect = (pieces: ReadonlyArray<Uint8Array>) => {
     const [next, out] = feedSocksServer(state, piece)
     state = next
     for (const step of out) {
-      if (step._tag === "Reply") steps.push(`Reply:${Buffer.from(step.bytes).toString("hex")}`)
-      else if (step._tag === "Request") return { steps: [...steps, `Request:${step.request.host}:${step.request.port}`], error: undefined }
+      if (step._tag === "Reply") steps.push(replyText(step.bytes))
+      else if (step._tag === "Request") return { steps: [...steps, requestText(step)], error: undefined }
       else {
-        if (step.reply !== undefined) steps.push(`Reply:${Buffer.from(step.reply).toString("hex")}`)
+        if (step.reply !== undefined) steps.push(replyText(step.reply))
         return { steps, error: errorKey(step.error) }
       }
     }
@@ -184,11 +164,8 @@ const socksDirect = (pieces: ReadonlyArray<Uint8Array>) => {
 
 const socksStream = (bytes: Uint8Array, n: number) => {
   const steps: Array<string> = []
-  const input = Stream.fromIterable(bytes).pipe(Stream.rechunk(n), Stream.mapChunks((chunk) => Chunk.of(Uint8Array.from(chunk))))
-  const result = Effect.runSync(Effect.either(Stream.runForEach(decodeSocks(input), (step) =>
-    Effect.sync(() => {
-      steps.push(step._tag === "Reply" ? `Reply:${Buffer.from(step.bytes).toString("hex")}` : `Request:${step.request.host}:${step.request.port}`)
-    }))))
+  const result = Effect.runSync(Effect.either(Stream.runForEach(decodeSocks(rechunked(bytes, n)), (step) =>
+    Effect.sync(() => steps.push(step._tag === "Reply" ? replyText(step.bytes) : requestText(step))))))
   return { steps, error: Either.isLeft(result) ? errorKey(result.left) : undefined }
 }
 
@@ -205,13 +182,13 @@ for (let n = 1; n <= inputs; n++) {
   const kind = choice === 0 ? (["socks", "http-up", "http-down"] as const)[int(3)] : base.kind
   try {
     if (kind === "socks") {
-      const whole = socksSteps([bytes])
-      if (choice === 2 && socksSteps(pieces) !== whole) throw new Error(`split changed the SOCKS steps: ${whole}`)
+      const whole = socksDirect([bytes])
+      if (choice === 2 && !same(socksDirect(pieces), whole)) throw new Error(`split changed the SOCKS steps: ${JSON.stringify(whole)}`)
     } else {
       const direction = kind === "http-up" ? "up" : "down"
-      const whole = httpEvents(direction, [bytes])
-      const split = httpEvents(direction, pieces)
-      if (choice === 2 && split !== whole) throw new Error(`split changed the HTTP events:\n${whole}\n${split}`)
+      const whole = httpDirect(direction, [bytes])
+      const split = httpDirect(direction, pieces)
+      if (choice === 2 && !same(split, whole)) throw new Error(`split changed the HTTP events:\n${JSON.stringify(whole)}\n${JSON.stringify(split)}`)
       if (choice === 2) splitChecks++
     }
     if (n % streamEvery === 0) {
