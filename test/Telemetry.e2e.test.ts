@@ -11,7 +11,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Logger } from "effect"
 import type { Connection } from "../src/domain/Connection.js"
-import type { EventOf } from "../src/domain/Event.js"
+import type { EventOf, EventType } from "../src/domain/Event.js"
 import { exchanges } from "../src/domain/Exchange.js"
 import type { OtlpEncoding } from "../src/domain/Telemetry.js"
 import type { TelemetryStatus } from "../src/services/Telemetry.js"
@@ -35,7 +35,7 @@ const wallNanos = (sessionStartMillis: number, seconds: number): number => sessi
 const expectAt = (nanos: bigint, sessionStartMillis: number, seconds: number) =>
   expect(Math.abs(Number(nanos) - wallNanos(sessionStartMillis, seconds))).toBeLessThan(1e6)
 
-const first = <T extends EventOf<any>["type"]>(connection: Connection, type: T) =>
+const first = <T extends EventType>(connection: Connection, type: T) =>
   connection.events.find((event): event is EventOf<T> => event.type === type)
 
 /** The spans of one connection's trace, checked against its recorded events. */
