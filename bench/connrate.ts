@@ -34,6 +34,10 @@ interface RunResult {
   readonly proxySys: number | null
 }
 
+/** The proxy's CPU time per connection in one run, µs; null when unknown. */
+const cpuUsPerConnection = (r: RunResult): number | null =>
+  r.proxyCpu === null || r.perSecond <= 0 ? null : (r.proxyCpu / r.perSecond) * 1e6
+
 const runOnce = async (originPort: number, proxyPort: number | null, pid: number | undefined, workers: number, seconds: number): Promise<RunResult> => {
   let connections = 0
   let errors = 0
@@ -89,7 +93,7 @@ export const main = async (): Promise<void> => {
   const peers = await startPeers(PEERS, { cpuProfDir: options.cpuProfDir, wanted: options.peers })
   const results = new Map<PeerKey, Array<RunResult>>(peers.running.map((p) => [p.key, []]))
   const line = (r: RunResult): string =>
-    `${r.perSecond.toFixed(0).padStart(6)} conn/s  (${r.connections} connections, ${r.errors} errors${r.proxyCpu === null ? "" : `, proxy CPU ${(r.proxyCpu * 100).toFixed(0)}% (kernel ${((r.proxySys ?? 0) * 100).toFixed(0)}%), ${((r.proxyCpu / r.perSecond) * 1e6).toFixed(0)} µs per connection`})` +
+    `${r.perSecond.toFixed(0).padStart(6)} conn/s  (${r.connections} connections, ${r.errors} errors${r.proxyCpu === null ? "" : `, proxy CPU ${(r.proxyCpu * 100).toFixed(0)}% (kernel ${((r.proxySys ?? 0) * 100).toFixed(0)}%), ${cpuUsPerConnection(r)?.toFixed(0)} µs per connection`})` +
     (r.firstError ? `  first error: ${r.firstError}` : "")
   for (const peer of peers.running) {
     const r = await runOnce(origin.port, peer.proxyPort, peer.child?.proc.pid, workers, 1)
@@ -115,7 +119,7 @@ export const main = async (): Promise<void> => {
   }
   /** The proxy's own CPU time per connection, µs: its cost apart from the machine's other processes. */
   const cpuPerConnection = (key: PeerKey): number | null => {
-    const xs = (results.get(key) ?? []).filter((r) => r.proxyCpu !== null && r.perSecond > 0).map((r) => (r.proxyCpu! / r.perSecond) * 1e6)
+    const xs = (results.get(key) ?? []).map(cpuUsPerConnection).filter((x): x is number => x !== null)
     return xs.length > 0 ? median(xs) : null
   }
   const errorsOf = (key: PeerKey): number => (results.get(key) ?? []).reduce((a, r) => a + r.errors, 0)
