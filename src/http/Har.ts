@@ -580,16 +580,11 @@ const entryTextsMade = (source: ConnectionEntries, context: HarContext): Readonl
  * Makes a settled connection's entries' JSON ahead of a request for the HAR (nothing when it
  * is open or they are made already); says whether it had anything to do.
  */
-export const warmHarEntries = (connection: Connection, options: HarOptions): boolean => {
-  if (!isSettled(connection)) return false
-  const tor = options.torOf?.(connection.id) ?? null
-  const made = harContextOf(options)
-  if (entryTexts.has(connection, tor, made)) return false
-  const source = connectionEntriesOf(connection, 0)
-  const context: HarContext = { options, isoAt: isoClock(options) }
-  entryTexts.of(connection, tor, made, () => source === undefined ? [] : entryTextsMade(source, context))
-  return true
-}
+export const warmHarEntries = (connection: Connection, options: HarOptions): boolean =>
+  entryTexts.warm(connection, options.torOf?.(connection.id) ?? null, harContextOf(options), () => {
+    const source = connectionEntriesOf(connection, 0)
+    return source === undefined ? [] : entryTextsMade(source, { options, isoAt: isoClock(options) })
+  })
 
 /** The HAR with its entries between the pages and the comment, where HAR viewers show them. */
 export const harWith = <E>(log: HarLogHead, entries: E) => ({

@@ -53,31 +53,37 @@ const stillAsMade = (made: Made, connection: Connection, tor: TorAttribution | n
   made.bytesUp === connection.bytesUp && made.bytesDown === connection.bytesDown &&
   made.closedAt === connection.closedAt && made.context === context && sameTor(made.tor, tor)
 
-/** Open connections change with every chunk: their text is made at each request and not kept. */
-const settled = (connection: Connection): boolean => connection.state !== "open"
+/** Whether a connection's text, once made, is kept: open connections change with every chunk. */
+export const isSettled = (connection: Connection): boolean => connection.state !== "open"
 
 /** Texts of one kind (a connection's JSON, its HAR entries), each kept beside its connection. */
 export class SettledTexts<T> {
   private readonly kept = new WeakMap<Connection, { readonly made: Made; readonly text: T }>()
 
-  /** The connection's text: the kept one when nothing it was made from changed since, else `make`'s. */
-  of(connection: Connection, tor: TorAttribution | null, context: string, make: () => T): T {
-    const kept = this.kept.get(connection)
-    if (kept !== undefined && stillAsMade(kept.made, connection, tor, context)) return kept.text
-    const text = make()
-    if (settled(connection)) this.kept.set(connection, { made: madeOf(connection, tor, context), text })
-    return text
-  }
-
-  /** Whether a settled connection's text is made and still good (what `warm` has left to do). */
-  has(connection: Connection, tor: TorAttribution | null, context: string): boolean {
+  /** Whether the connection's kept text was made from what it is now. */
+  private good(connection: Connection, tor: TorAttribution | null, context: string): boolean {
     const kept = this.kept.get(connection)
     return kept !== undefined && stillAsMade(kept.made, connection, tor, context)
   }
-}
 
-/** Whether a connection's text, once made, is kept. */
-export const isSettled = settled
+  /** The connection's text: the kept one when nothing it was made from changed since, else `make`'s. */
+  of(connection: Connection, tor: TorAttribution | null, context: string, make: () => T): T {
+    if (this.good(connection, tor, context)) return this.kept.get(connection)!.text
+    const text = make()
+    if (isSettled(connection)) this.kept.set(connection, { made: madeOf(connection, tor, context), text })
+    return text
+  }
+
+  /**
+   * Makes a settled connection's text ahead of a request, unless it is kept and still good;
+   * says whether it had anything to do.
+   */
+  warm(connection: Connection, tor: TorAttribution | null, context: string, make: () => T): boolean {
+    if (!isSettled(connection) || this.good(connection, tor, context)) return false
+    this.kept.set(connection, { made: madeOf(connection, tor, context), text: make() })
+    return true
+  }
+}
 
 const connectionTexts = new SettledTexts<ListedJson>()
 
@@ -97,15 +103,12 @@ export const textAsked = (): void => {
  * open one's made now.
  */
 export const connectionText = (connection: Connection, tor: TorAttribution | null): string | ListedJson => {
-  asked = true
-  return settled(connection)
+  textAsked()
+  return isSettled(connection)
     ? connectionTexts.of(connection, tor, "", () => listedJson(connectionJson(connection, tor)))
     : JSON.stringify(connectionJson(connection, tor))
 }
 
 /** Makes a settled connection's JSON ahead of a request; says whether it had anything to do. */
-export const warmConnectionText = (connection: Connection, tor: TorAttribution | null): boolean => {
-  if (!settled(connection) || connectionTexts.has(connection, tor, "")) return false
-  connectionTexts.of(connection, tor, "", () => listedJson(connectionJson(connection, tor)))
-  return true
-}
+export const warmConnectionText = (connection: Connection, tor: TorAttribution | null): boolean =>
+  connectionTexts.warm(connection, tor, "", () => listedJson(connectionJson(connection, tor)))
