@@ -1,7 +1,9 @@
 /**
  * All bench scenarios in one go, each as its own child process (fresh heap, its own children):
- * throughput, latency, connrate, concurrency, report, churn. Their tables pass through; at the end a
- * summary of issue 6's targets (met or missed) and one JSON line with every scenario's result.
+ * stream-cost, throughput, latency, connrate, concurrency, report, churn. Their tables pass through;
+ * at the end a summary of the issues' targets (met or missed) and one JSON line with every
+ * scenario's result. Issue 13's speed goals are shown for the stream relay (the plain relay's job
+ * on Effect Streams), the floor of any relay built on them here.
  * About 8 minutes on a 2-core machine with the defaults below.
  *
  *   npx tsx bench/all.ts [--runs 3] [--only latency,connrate] [--cpu-prof DIR]
@@ -17,7 +19,7 @@ import { ROOT, elapsed, fail, log, parseRuns } from "./common.js"
 const USAGE = `Usage: npx tsx bench/all.ts [flags]
 
   --runs N           measured runs per peer in every scenario (throughput: at least 5)        [3]
-  --only A,B         only these of throughput,latency,connrate,concurrency,report,churn
+  --only A,B         only these of stream-cost,throughput,latency,connrate,concurrency,report,churn
   --cpu-prof DIR     profile the MITM child of every scenario (DIR/<scenario>/)
   --no-install       do not apt-get install missing peers (microsocks, mitmproxy)
   --help             this text
@@ -33,6 +35,7 @@ interface Scenario {
 }
 
 const SCENARIOS: ReadonlyArray<Scenario> = [
+  { name: "stream-cost", args: ["--count", "3000"] },
   { name: "throughput", args: ["--size", "1GiB"], minRuns: 5 },
   { name: "latency", args: ["--requests", "5000"] },
   { name: "connrate", args: ["--workers", "50", "--seconds", "5"] },
@@ -116,6 +119,28 @@ const targets = (results: Record<string, Json>): ReadonlyArray<Target> => {
       met: c.socksToDirect === null ? null : c.socksToDirect >= 0.8
     })
   }
+  // Issue 13 asks MITM's byte path on Effect Streams at these speeds; the stream relay does nothing else.
+  if (t && !t.error && t.streamToRelay !== undefined) {
+    out.push({ name: "streams", target: "stream relay ≥ 0.9 × plain relay (throughput)", value: `${t.streamToRelay} × (${t.streamRelay} vs ${t.plainRelay} MiB/s)`, met: t.streamToRelay >= 0.9 })
+  }
+  if (l && !l.error && l.streamAddedToRelayAdded !== undefined) {
+    const r = l.streamAddedToRelayAdded
+    out.push({
+      name: "streams",
+      target: "stream relay added p50 ≤ 1.25 × relay's",
+      value: `${r} × (${l.peers.streamRelay?.addedP50us} vs ${l.peers.plainRelay?.addedP50us} µs)`,
+      met: r === null ? null : r <= 1.25
+    })
+  }
+  if (c && !c.error && c.streamToRelay !== undefined) {
+    out.push({
+      name: "streams",
+      target: "stream relay ≥ 0.6 × plain relay (conn/s)",
+      value: `${c.streamToRelay} × (${c.peers.streamRelay?.perSecond} vs ${c.peers.plainRelay?.perSecond} conn/s; CPU per connection ` +
+        `${c.peers.streamRelay?.cpuPerConnectionUs} vs ${c.peers.plainRelay?.cpuPerConnectionUs} µs)`,
+      met: c.streamToRelay === null ? null : c.streamToRelay >= 0.6
+    })
+  }
   const h = results.churn
   if (h && !h.error) {
     const end = (key: string) => h.peers[key]?.readings?.at(-1)
@@ -183,7 +208,7 @@ const main = async (): Promise<void> => {
   const ts = targets(results)
   const width = Math.max(...ts.map((t) => t.target.length))
   process.stdout.write(
-    `\ntargets of issues 6 and 11 (${runs} runs each, ${elapsed().toFixed(0)} s in all)\n` +
+    `\ntargets of issues 6, 11 and 13 (${runs} runs each, ${elapsed().toFixed(0)} s in all)\n` +
       ts.map((t) => `${(t.met === null ? "n/a " : t.met ? "MET " : "MISS").padEnd(5)} ${t.name.padEnd(12)} ${t.target.padEnd(width)}  ${t.value}`).join("\n") +
       "\n"
   )

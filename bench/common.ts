@@ -99,7 +99,7 @@ export const parseCommonFlags = (argv: ReadonlyArray<string>, spec: FlagSpec): C
 export const COMMON_USAGE = `  --runs N           measured runs per peer, interleaved; medians are reported               [3]
   --no-install       do not apt-get install a missing peer (microsocks, mitmproxy)
   --cpu-prof DIR     run the MITM child with --cpu-prof --cpu-prof-dir DIR
-  --peers A,B        only these of direct,plainRelay,plainRelaySocks,mitm,mitmSocks,microsocks,mitmproxy (where the scenario has them)
+  --peers A,B        only these of direct,plainRelay,streamRelay,plainRelaySocks,mitm,mitmSocks,microsocks,mitmproxy (where the scenario has them)
   --help             this text
 `
 
@@ -255,6 +255,19 @@ export const startPlainRelay = async (socksUpstreamPort?: number): Promise<Child
   const args = socksUpstreamPort === undefined ? [] : ["--upstream", String(socksUpstreamPort)]
   const relay = await startNodeChild("plainRelay", "bench/plain-relay.ts", args, /listening on [\d.]+:(\d+)/)
   log(`plainRelay  pid ${relay.proc.pid} on ${HOST}:${relay.port}${socksUpstreamPort === undefined ? "" : ` through SOCKS ${HOST}:${socksUpstreamPort}`}`)
+  return relay
+}
+
+/**
+ * The plain relay's job on Effect 3 Streams (bench/stream-relay.ts): what Streams cost any relay.
+ * Bundled and started the way MITM is (its node flags and environment), so the two compare.
+ */
+export const startStreamRelay = async (cpuProfDir: string | null = null): Promise<Child> => {
+  execFileSync(process.execPath, ["scripts/build.mjs", "dist/stream-relay.mjs", "bench/stream-relay.ts"], { cwd: ROOT, stdio: "inherit" })
+  const launch = mitmLaunch()
+  const profile = cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", cpuProfDir] : []
+  const relay = await startChild("streamRelay", process.execPath, [...launch.nodeArgs, ...profile, "dist/stream-relay.mjs"], /listening on [\d.]+:(\d+)/, undefined, true, launch.env)
+  log(`streamRelay pid ${relay.proc.pid} on ${HOST}:${relay.port}`)
   return relay
 }
 
@@ -427,7 +440,7 @@ export interface Peer {
  * `mitmSocks` is MITM with a SOCKS upstream (a microsocks of its own standing in for Tor), and
  * `plainRelaySocks` the plain relay through a microsocks of its own: its baseline.
  */
-export const PEER_KEYS = ["direct", "plainRelay", "plainRelaySocks", "mitm", "mitmSocks", "microsocks", "mitmproxy"] as const
+export const PEER_KEYS = ["direct", "plainRelay", "streamRelay", "plainRelaySocks", "mitm", "mitmSocks", "microsocks", "mitmproxy"] as const
 export type PeerKey = (typeof PEER_KEYS)[number]
 
 export interface Peers {
@@ -456,6 +469,11 @@ export const startPeers = async (
         break
       case "plainRelay": {
         const child = await startPlainRelay()
+        running.push({ key, proxyPort: child.port, child })
+        break
+      }
+      case "streamRelay": {
+        const child = await startStreamRelay(options.cpuProfDir)
         running.push({ key, proxyPort: child.port, child })
         break
       }

@@ -21,7 +21,7 @@ const USAGE = `Usage: npx tsx bench/connrate.ts [flags]
   --seconds S        measured seconds per run and peer                                        [5]
 ${COMMON_USAGE}`
 
-const PEERS: ReadonlyArray<PeerKey> = ["direct", "plainRelay", "plainRelaySocks", "mitm", "mitmSocks", "microsocks", "mitmproxy"]
+const PEERS: ReadonlyArray<PeerKey> = ["direct", "plainRelay", "streamRelay", "plainRelaySocks", "mitm", "mitmSocks", "microsocks", "mitmproxy"]
 
 interface RunResult {
   readonly perSecond: number
@@ -141,6 +141,8 @@ export const main = async (): Promise<void> => {
     ),
     mitmToRelay: ratio(med("mitm"), med("plainRelay")),
     mitmToMitmproxy: ratio(med("mitm"), med("mitmproxy")),
+    /** The plain relay's job on Effect Streams against the plain relay: what Streams cost any relay (issue 13). */
+    streamToRelay: ratio(med("streamRelay"), med("plainRelay")),
     /** MITM through a SOCKS upstream against MITM connecting directly (issue 11: ≥ 0.8). */
     socksToDirect: ratio(med("mitmSocks"), med("mitm")),
     /** The same ratio for the plain relay: what the SOCKS hop costs a relay that does nothing else. */
@@ -159,6 +161,7 @@ export const main = async (): Promise<void> => {
     `connrate, ${workers} workers × ${seconds} s: connect + handshake + one 100 B request + close, median of ${options.runs} runs\n` +
       table(["peer", "conn/s", "errors", "proxy CPU", "CPU µs/conn", "/ relay"], rows) +
       `\nMITM / plain relay = ${result.mitmToRelay ?? "—"} (target ≥ 0.8)   MITM / mitmproxy = ${result.mitmToMitmproxy ?? "—"}` +
+      `   stream relay / plain relay = ${result.streamToRelay ?? "—"}` +
       `\nthrough a SOCKS upstream / direct: MITM ${result.socksToDirect ?? "—"} (target ≥ 0.8), plain relay ${result.plainSocksToDirect ?? "—"}` +
       `; MITM's own CPU per connection ${result.socksToDirectCpu ?? "—"}×\n`
   )

@@ -26,7 +26,7 @@ const USAGE = `Usage: npx tsx bench/latency.ts [flags]
 ${COMMON_USAGE}`
 
 const WARM = 100
-const PEERS: ReadonlyArray<PeerKey> = ["direct", "plainRelay", "mitm", "microsocks", "mitmproxy"]
+const PEERS: ReadonlyArray<PeerKey> = ["direct", "plainRelay", "streamRelay", "mitm", "microsocks", "mitmproxy"]
 
 interface RunResult {
   readonly p50: number
@@ -103,6 +103,8 @@ export const main = async (): Promise<void> => {
     peers: perPeer,
     mitmAddedToRelayAdded: ratio(added("mitm"), added("plainRelay")),
     mitmAddedToMitmproxyAdded: ratio(added("mitm"), added("mitmproxy")),
+    /** The plain relay's job on Effect Streams: its added latency against the plain relay's (issue 13). */
+    streamAddedToRelayAdded: ratio(added("streamRelay"), added("plainRelay")),
     samples: Object.fromEntries([...results].map(([k, xs]) => [k, xs.map((r) => ({ p50: round(r.p50), p99: round(r.p99) }))])),
     ...machine()
   }
@@ -115,7 +117,8 @@ export const main = async (): Promise<void> => {
     `latency, ${requests} sequential 100 B requests on one keep-alive connection, median of ${options.runs} runs (µs per request)\n` +
       table(["peer", "p50", "p99", "added p50", "added / relay's"], rows) +
       `\nMITM added / plain relay added = ${result.mitmAddedToRelayAdded ?? "—"} (target ≤ 1.25)` +
-      `   MITM added / mitmproxy added = ${result.mitmAddedToMitmproxyAdded ?? "—"}\n`
+      `   MITM added / mitmproxy added = ${result.mitmAddedToMitmproxyAdded ?? "—"}` +
+      `   stream relay added / plain relay added = ${result.streamAddedToRelayAdded ?? "—"}\n`
   )
   process.stdout.write(JSON.stringify(result) + "\n")
 }

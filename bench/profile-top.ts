@@ -7,8 +7,10 @@
  *   npx tsx bench/profile-top.ts /tmp/prof/CPU.….cpuprofile
  *   npx tsx bench/profile-top.ts /tmp/prof --last 10      # only the last 10 s of each profile
  *
- * MITM runs as the bundle dist/mitm.mjs; its frames are mapped back to the sources
- * (src/…, node_modules/…) through dist/mitm.mjs.map, the map of the bundle the profile ran.
+ * MITM runs as the bundle dist/mitm.mjs (the stream relay as dist/stream-relay.mjs); their frames
+ * are mapped back to the sources (src/…, node_modules/…) through the bundle's own map. Effect's
+ * frames are grouped by its module (effect/…/channelExecutor, fiberRuntime, sink, …): which
+ * part of the runtime the time goes to.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs"
 import { SourceMap } from "node:module"
@@ -27,15 +29,20 @@ interface Node {
   readonly callFrame: CallFrame
 }
 
-const bundle = path.join(ROOT, "dist", "mitm.mjs")
-const bundleMap = existsSync(`${bundle}.map`)
-  ? new SourceMap(JSON.parse(readFileSync(`${bundle}.map`, "utf8")))
-  : undefined
+/** Source maps of the bundles in dist/ (MITM's, the stream relay's), read when a profile names them. */
+const maps = new Map<string, SourceMap | undefined>()
+const mapOf = (file: string): SourceMap | undefined => {
+  if (!file.startsWith(path.join(ROOT, "dist") + path.sep)) return undefined
+  if (!maps.has(file)) maps.set(file, existsSync(`${file}.map`) ? new SourceMap(JSON.parse(readFileSync(`${file}.map`, "utf8"))) : undefined)
+  return maps.get(file)
+}
 
-/** A frame of the bundle as the source file and line it came from; other frames as they are. */
+/** A frame of a bundle as the source file and line it came from; other frames as they are. */
 const original = (frame: CallFrame): CallFrame => {
-  if (bundleMap === undefined || frame.url.replace(/^file:\/\//, "") !== bundle) return frame
-  const entry = bundleMap.findEntry(frame.lineNumber, frame.columnNumber ?? 0) as {
+  const bundle = frame.url.replace(/^file:\/\//, "")
+  const map = mapOf(bundle)
+  if (map === undefined) return frame
+  const entry = map.findEntry(frame.lineNumber, frame.columnNumber ?? 0) as {
     originalSource?: string
     originalLine?: number
   }
@@ -75,8 +82,8 @@ const where = (url: string): string => {
 const group = (url: string, name: string): string => {
   if (url === "") return name.startsWith("(") ? name : "(native)"
   const file = url.replace(/^file:\/\//, "")
-  const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(file)
-  if (nm) return nm[1]
+  const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)\/(.*)$/.exec(file)
+  if (nm) return nm[1] === "effect" ? `effect/${nm[2].replace(/^(src|dist\/(esm|cjs))\//, "").replace(/\.[jt]s$/, "")}` : nm[1]
   if (file.startsWith("node:")) return "node: internals"
   return file.startsWith(ROOT) ? path.relative(ROOT, file) : file
 }

@@ -5,6 +5,7 @@
  *   1. direct       client straight to the origin (the physical limit of this machine),
  *   2. plainRelay   a plain Node SOCKS5 relay, `client.pipe(upstream).pipe(client)`
  *                   (bench/plain-relay.ts: Node's limit for any proxy),
+ *   2b. streamRelay the plain relay's job on Effect 3 Streams (bench/stream-relay.ts),
  *   3. mitm         MITM as `npm start` runs it (`--upstream direct --report off`), decoding on,
  *   4. microsocks   when installed or installable (apt-get, as root; `--no-install` skips that),
  *   5. mitmproxy    likewise, `mitmdump --mode socks5 --set stream_large_bodies=1m`.
@@ -28,7 +29,7 @@
 import * as net from "node:net"
 import {
   type CommonOptions, COMMON_USAGE, HOST, MIB, fail, killAll, log, machine, median, parseCommonFlags, procStat, round,
-  runMain, socksConnect, startMicrosocks, startMitm, startMitmproxy, startOrigin, startPlainRelay, statusMiB, stopChild,
+  runMain, socksConnect, startMicrosocks, startMitm, startStreamRelay, startMitmproxy, startOrigin, startPlainRelay, statusMiB, stopChild,
   type Child
 } from "./common.js"
 
@@ -167,6 +168,7 @@ const main = async (): Promise<void> => {
 
   const origin = await startOrigin()
   const relay = await startPlainRelay()
+  const streamRelay = await startStreamRelay()
   const mitm = await startMitm({ cpuProfDir: options.cpuProfDir })
   // --peers picks among the optional peers; direct, the plain relay and MITM always run (the ratios need them).
   const wanted = (key: string): boolean => options.peers === null || options.peers.has(key)
@@ -182,6 +184,7 @@ const main = async (): Promise<void> => {
   const scenarios: Array<{ key: string; proxy: Child | null }> = [
     { key: "direct", proxy: null },
     { key: "plainRelay", proxy: relay },
+    { key: "streamRelay", proxy: streamRelay },
     { key: "mitm", proxy: mitm },
     ...(microsocks ? [{ key: "microsocks", proxy: microsocks }] : []),
     ...(mitmproxy ? [{ key: "mitmproxy", proxy: mitmproxy }] : [])
@@ -210,6 +213,7 @@ const main = async (): Promise<void> => {
   await Promise.all([
     stopChild(mitm),
     stopChild(relay),
+    stopChild(streamRelay),
     stopChild(origin),
     ...(microsocks ? [stopChild(microsocks)] : []),
     ...(mitmproxy ? [stopChild(mitmproxy)] : [])
@@ -227,6 +231,7 @@ const main = async (): Promise<void> => {
   const direct = med("direct")!
   const plainRelay = med("plainRelay")!
   const mitmMed = med("mitm")!
+  const streamMed = med("streamRelay")!
   const micro = med("microsocks")
   const mitmproxyMed = med("mitmproxy")
 
@@ -240,6 +245,9 @@ const main = async (): Promise<void> => {
     mitmToRelay: round(mitmMed / plainRelay, 3),
     mitmToDirect: round(mitmMed / direct, 3),
     relayToDirect: round(plainRelay / direct, 3),
+    streamRelay: round(streamMed),
+    /** The plain relay's job on Effect Streams against the plain relay (issue 13). */
+    streamToRelay: round(streamMed / plainRelay, 3),
     microsocks: round(micro),
     microsocksSkipped: micro0.skipped,
     mitmproxy: round(mitmproxyMed),
@@ -265,6 +273,7 @@ const main = async (): Promise<void> => {
     `throughput, one connection, ${(n / MIB).toFixed(0)} MiB body, median of ${options.runs} (MiB/s)`,
     row("direct", direct, "physical limit"),
     row("plain relay", plainRelay, `${pct(plainRelay / direct)} of direct${procNote(result.plainRelayCpu, result.plainRelayFaultsPerMiB)}`),
+    row("streamRelay", streamMed, `${pct(streamMed / direct)} of direct, ${result.streamToRelay} × plain relay (Effect Streams)`),
     row("mitm", mitmMed, `${pct(mitmMed / direct)} of direct${procNote(result.mitmCpu, result.mitmFaultsPerMiB)}`),
     micro === null ? `microsocks   skipped (${micro0.skipped})` : row("microsocks", micro, `${pct(micro / direct)} of direct`),
     mitmproxyMed === null

@@ -2,12 +2,13 @@
  * Builds dist/mitm.mjs, the program `npm start` runs: src/main.ts and everything it imports
  * in one ES module, unused library code left out. Started from this bundle MITM takes about
  * half the memory it takes when run from the TypeScript sources through tsx.
- * `node scripts/build.mjs OUTFILE` writes the bundle elsewhere (tests that build their own copy).
+ * `node scripts/build.mjs OUTFILE` writes the bundle elsewhere (tests that build their own copy);
+ * `node scripts/build.mjs OUTFILE ENTRY` bundles another entry the same way (the benchmarks' stream relay).
  */
 import { build } from "esbuild"
 
 await build({
-  entryPoints: ["src/main.ts"],
+  entryPoints: [process.argv[3] ?? "src/main.ts"],
   outfile: process.argv[2] ?? "dist/mitm.mjs",
   bundle: true,
   platform: "node",
