@@ -4,7 +4,7 @@
  * at the end a summary of the issues' targets (met or missed) and one JSON line with every
  * scenario's result. Issue 13's speed goals are shown for the stream relay (the plain relay's job
  * on Effect Streams), the floor of any relay built on them here.
- * About 8 minutes on a 2-core machine with the defaults below.
+ * About 11 minutes on a 2-core machine with the defaults below.
  *
  *   npx tsx bench/all.ts [--runs 3] [--only latency,connrate] [--cpu-prof DIR]
  *
