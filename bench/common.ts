@@ -263,7 +263,7 @@ export const startPlainRelay = async (socksUpstreamPort?: number): Promise<Child
  * Bundled and started the way MITM is (its node flags and environment), so the two compare.
  */
 export const startStreamRelay = async (cpuProfDir: string | null = null): Promise<Child> => {
-  execFileSync(process.execPath, ["scripts/build.mjs", "dist/stream-relay.mjs", "bench/stream-relay.ts"], { cwd: ROOT, stdio: "inherit" })
+  buildBundle("dist/stream-relay.mjs", "bench/stream-relay.ts")
   const launch = mitmLaunch()
   const profile = cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", cpuProfDir] : []
   const relay = await startChild("streamRelay", process.execPath, [...launch.nodeArgs, ...profile, "dist/stream-relay.mjs"], /listening on [\d.]+:(\d+)/, undefined, true, launch.env)
@@ -296,12 +296,15 @@ export const mitmLaunch = (): { readonly env: Record<string, string>; readonly n
   return { env, nodeArgs }
 }
 
-let built = false
-/** `npm start`'s bundle, dist/mitm.mjs, built once per benchmark process from the current sources. */
-const buildMitm = (): void => {
-  if (built) return
-  execFileSync(process.execPath, ["scripts/build.mjs"], { cwd: ROOT, stdio: "inherit" })
-  built = true
+const built = new Set<string>()
+/**
+ * A bundle as `npm start`'s is made (scripts/build.mjs), built once per benchmark process from
+ * the current sources: dist/mitm.mjs from src/main.ts, or `outfile` from `entry`.
+ */
+const buildBundle = (outfile = "dist/mitm.mjs", entry = "src/main.ts"): void => {
+  if (built.has(outfile)) return
+  execFileSync(process.execPath, ["scripts/build.mjs", outfile, entry], { cwd: ROOT, stdio: "inherit" })
+  built.add(outfile)
 }
 
 /** MITM as the user runs it (`npm start`'s bundle): `--upstream direct`, report off unless asked, decoding on. */
@@ -313,7 +316,7 @@ export const startMitm = async (
   const listening = options.report
     ? /mitm: SOCKS proxy listening on [\d.]+:(\d+)[\s\S]*mitm: report at http:\/\/[\d.]+:\d+\//
     : /mitm: SOCKS proxy listening on [\d.]+:(\d+)/
-  buildMitm()
+  buildBundle()
   const launch = mitmLaunch()
   const mitm = await startChild(
     "mitm",

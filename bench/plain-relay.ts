@@ -12,7 +12,7 @@
  * `plain-relay: SOCKS proxy listening on 127.0.0.1:PORT` and exits when its stdin closes.
  */
 import * as net from "node:net"
-import { parseRequest } from "./socks5-request.js"
+import { parseRequest, runPeer } from "./relay-peer.js"
 
 const argv = process.argv.slice(2)
 const upstreamAt = argv.indexOf("--upstream")
@@ -94,14 +94,4 @@ const server = net.createServer((client) => {
   client.on("error", () => client.destroy())
 })
 
-server.listen(Number(argv[0] ?? 0), "127.0.0.1", () => {
-  const address = server.address()
-  if (address === null || typeof address === "string") throw new Error("plain-relay: no address")
-  process.stdout.write(`plain-relay: SOCKS proxy listening on 127.0.0.1:${address.port}\n`)
-})
-
-process.stdin.on("end", () => process.exit(0))
-process.stdin.on("error", () => process.exit(0))
-process.stdin.resume()
-process.on("SIGTERM", () => process.exit(0))
-process.on("SIGINT", () => process.exit(0))
+runPeer("plain-relay", server, Number(argv[0] ?? 0))

@@ -24,7 +24,7 @@
  */
 import { Chunk, Data, Effect, type Fiber, Option, Scope, Sink, Stream } from "effect"
 import * as net from "node:net"
-import { parseRequest } from "./socks5-request.js"
+import { parseRequest, runPeer } from "./relay-peer.js"
 
 class SocketError extends Data.TaggedError("SocketError")<{ readonly reason: "Read" | "Write"; readonly cause: Error }> {}
 
@@ -154,14 +154,4 @@ const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (
   Effect.runFork(serve(client))
 })
 
-server.listen(Number(process.argv[2] ?? 0), "127.0.0.1", () => {
-  const address = server.address()
-  if (address === null || typeof address === "string") throw new Error("stream-relay: no address")
-  process.stdout.write(`stream-relay: SOCKS proxy listening on 127.0.0.1:${address.port}\n`)
-})
-
-process.stdin.on("end", () => process.exit(0))
-process.stdin.on("error", () => process.exit(0))
-process.stdin.resume()
-process.on("SIGTERM", () => process.exit(0))
-process.on("SIGINT", () => process.exit(0))
+runPeer("stream-relay", server, Number(process.argv[2] ?? 0))
